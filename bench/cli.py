@@ -1,0 +1,234 @@
+"""Command line: ``python -m bench {list,run,export,report,compare}``.
+
+Bad input ends with one line ``bench: error: ...`` naming the bad value and the valid choices,
+and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError
+
+DEFAULT_RESULTS = Path("results")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        sys.stderr.write(f"bench: error: {' '.join(message.split())}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    sub.add_parser("list", help="list suites, methods and PDEs")
+
+    r = sub.add_parser("run", help="run a suite")
+    r.add_argument("--suite", required=True, help="suite name (see `list`) or path to a .toml")
+    r.add_argument("--methods", help="comma-separated subset of the suite's methods")
+    r.add_argument("--seeds", type=int, help="run each case with this many seeds")
+    r.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    r.add_argument("--fresh", action="store_true", help="re-run cases already recorded")
+    r.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    r.add_argument("--timeout", type=float, help="per-case timeout in seconds (overrides the suite)")
+    r.add_argument("--dry-run", action="store_true", help="list the cases and exit")
+    r.add_argument("--report", action="store_true", help="write the suite's report after the run")
+
+    e = sub.add_parser("export", help="write one row per record (CSV or Parquet)")
+    e.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    e.add_argument("--suite", help="only this suite's records")
+    e.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    e.add_argument("-o", "--output", type=Path, help="output file (default: stdout for csv)")
+
+    _add_report_commands(sub)
+    return p
+
+
+def _add_report_commands(sub) -> None:
+    """`report` and `compare` live in bench.report; registered here when available."""
+    try:
+        from bench.report import cli as report_cli
+    except ImportError:
+        return
+    report_cli.add_commands(sub)
+
+
+def resolve_device(choice: str) -> str:
+    if choice != "auto":
+        if choice == "gpu":
+            from bench.measure.memory import nvml_device_count
+
+            if nvml_device_count() == 0:
+                raise BenchError("--device gpu: no NVIDIA GPU visible through NVML (valid here: cpu, auto)")
+        return choice
+    from bench.measure.memory import nvml_device_count
+
+    return "gpu" if nvml_device_count() > 0 else "cpu"
+
+
+def cmd_list(args) -> int:
+    import methods
+    import pdes
+    from bench.suite import available_suites, load
+
+    print("Suites:")
+    for name in available_suites():
+        try:
+            s = load(name)
+            print(f"  {name:<22} {len(s.cases):>3} cases  {s.description}")
+        except BenchError as e:
+            print(f"  {name:<22} INVALID: {e}")
+    print("Methods:")
+    for name in methods.REGISTRY.names():
+        m = methods.get(name)
+        print(f"  {name:<22} [{m.framework}, {m.points_kind} points] {m.description}")
+    print("PDEs:")
+    for name in pdes.REGISTRY.names():
+        c = pdes.get(name)
+        dims = "any" if c.dims is None else ",".join(map(str, c.dims))
+        kind = "(d+1)" if c.time_dependent else "d"
+        print(f"  {name:<22} dims {dims} {kind}  {c.description}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from dataclasses import replace
+
+    from bench import runner, suite as msuite
+
+    if args.seeds is not None and args.seeds < 1:
+        raise BenchError(f"--seeds must be a positive integer, got {args.seeds}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise BenchError(f"--timeout must be positive, got {args.timeout}")
+    mfilter = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    if args.methods is not None and not mfilter:
+        raise BenchError("--methods is empty (give a comma-separated list of method names)")
+    device = resolve_device(args.device)
+    s = msuite.load(args.suite, device=device, methods_filter=mfilter, seeds=args.seeds)
+    cases = s.cases
+    if args.timeout:
+        cases = [replace(c, timeout_s=args.timeout) for c in cases]
+    from rich.console import Console
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    if args.dry_run:
+        for c in cases:
+            console.print(f"{c.case_id}  {c.method:<14} n_per_axis={c.n_per_axis} seed={c.seed}")
+        console.print(f"{len(cases)} cases")
+        return 0
+    console.print(f"[bold]suite {s.name}[/]: {len(cases)} cases on {device}; results in {args.results / s.name}")
+    total = len(cases)
+    counter = {"i": 0}
+
+    def progress(event, case, rec):
+        if event == "start":
+            counter["i"] += 1
+            console.print(f"[{counter['i']}/{total}] {case.case_id} ...", end=" ")
+        elif event == "skip":
+            counter["i"] += 1
+            console.print(f"[{counter['i']}/{total}] {case.case_id} already recorded "
+                          f"({rec['status']}), skipped")
+        else:
+            console.print(_one_line(rec))
+
+    state = runner.run_cases(cases, args.results, fresh=args.fresh, progress=progress)
+    console.print(summary_table(state.done))
+    console.print(f"records: {args.results / s.name}")
+    if state.stop_requested:
+        console.print("[yellow]interrupted: records written so far are kept; rerun to resume[/]")
+        return 130
+    if args.report:
+        from bench.report import cli as report_cli
+
+        report_cli.write_report(s.name, args.results, None, console)
+    return 0
+
+
+def _fmt(v, unit=""):
+    if v is None:
+        return "n/a"
+    if unit == "B":
+        for u in ("B", "KiB", "MiB", "GiB", "TiB"):
+            if abs(v) < 1024 or u == "TiB":
+                return f"{v:.3g} {u}"
+            v /= 1024
+    if unit == "F":
+        return f"{v:.3g}"
+    return f"{v:.3g}{unit}"
+
+
+def _one_line(rec: dict) -> str:
+    m = rec.get("metrics", {})
+    st = rec.get("status")
+    if st != "ok":
+        return f"{st.upper()}: {rec.get('error')}"
+    return (f"ok  {_fmt(m.get('step_ms'))} ms/step  temp {_fmt(m.get('xla_temp_bytes'), 'B')}  "
+            f"rel_l2 {_fmt(m.get('rel_l2'))}")
+
+
+def summary_table(records: list[dict]):
+    """Method x size table of the run (medians over seeds)."""
+    from rich.table import Table
+
+    from bench.store import records_frame
+
+    t = Table(title="summary (median over seeds)")
+    for col in ("pde", "method", "n/axis", "n_points", "ms/step", "compile s", "XLA temp",
+                "peak RSS", "NVML peak", "GFLOP/step", "rel L2", "status"):
+        t.add_column(col)
+    if not records:
+        return t
+    df = records_frame(records)
+    keys = ["pde", "dim", "method", "n_per_axis"]
+    for k, g in df.groupby(keys, sort=True, dropna=False):
+        ok = g[g.status == "ok"]
+        med = lambda c: (ok[c].dropna().median() if c in ok and ok[c].notna().any() else None)  # noqa: E731
+        anyv = lambda c: (g[c].dropna().median() if c in g and g[c].notna().any() else None)  # noqa: E731
+        flops = anyv("flops_per_step")
+        statuses = ",".join(sorted(set(g.status)))
+        t.add_row(f"{k[0]}{k[1]}", str(k[2]), str(k[3]), str(int(g.n_points.iloc[0])) if g.n_points.notna().any() else "n/a",
+                  _fmt(med("step_ms")), _fmt(anyv("compile_s")), _fmt(anyv("xla_temp_bytes"), "B"),
+                  _fmt(med("peak_rss_bytes"), "B"), _fmt(med("nvml_peak_bytes"), "B"),
+                  _fmt(flops / 1e9 if flops else None), _fmt(med("rel_l2")), statuses)
+    return t
+
+
+def cmd_export(args) -> int:
+    from bench.store import load_records, records_frame
+
+    if not args.results.exists():
+        raise BenchError(f"--results {str(args.results)!r} does not exist")
+    recs = load_records(args.results, args.suite)
+    if not recs:
+        raise BenchError(f"no records under {args.results}" + (f" for suite {args.suite!r}" if args.suite else ""))
+    df = records_frame(recs)
+    if args.format == "parquet":
+        if args.output is None:
+            raise BenchError("--format parquet needs -o FILE")
+        df.to_parquet(args.output, index=False)
+    elif args.output is None:
+        df.to_csv(sys.stdout, index=False)
+    else:
+        df.to_csv(args.output, index=False)
+    if args.output is not None:
+        print(f"{len(df)} rows -> {args.output}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "export": cmd_export}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
+    try:
+        return handler(args)
+    except BenchError as e:
+        sys.stderr.write(f"bench: error: {e}\n")
+        return e.exit_code
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,1 @@
+"""Measurement: timing, memory (NVML, allocator, XLA, host RSS), FLOPs, environment."""

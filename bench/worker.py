@@ -1,0 +1,298 @@
+"""One case, in a fresh process: build, compile, check the size, warm up, time, evaluate.
+
+Run as ``python -m bench.worker CASE_JSON OUT_JSON``. The worker writes its (partial) record to
+OUT_JSON atomically after every phase, so whatever was measured before a crash, a kill or a
+timeout survives for the parent to merge. Allocator and platform settings are applied here,
+before the framework is imported, so they are per case.
+
+Phases and what is timed (REFERENCES.md 4.1): ``lower_s`` (trace + lower) and ``compile_s`` on
+abstract shapes (nothing is allocated, so a case whose compiled memory analysis cannot fit ends
+as ``oom`` before running, with the estimate); ``first_step_s`` (first call: allocation and
+warm-up); then training steps in timed chunks of K steps, each closed by
+``block_until_ready`` on the whole output, GC off; resampling and evaluation happen between
+chunks, outside the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench.measure import env as menv
+from bench.measure import memory as mmem
+from bench.measure.timing import Timer, chunk_plan, no_gc, summarize
+from bench.store import write_json_atomic
+from bench.suite import Case
+
+MEMORY_SOURCES = {
+    "xla_temp_bytes": "XLA compiled memory_analysis() of the training step: temp buffers (per call)",
+    "xla_total_bytes": "XLA compiled memory_analysis(): temp + arguments + outputs - aliased",
+    "peak_rss_bytes": "host peak RSS of the worker process (ru_maxrss)",
+    "device_peak_bytes": "JAX allocator peak_bytes_in_use (device.memory_stats(); none on CPU)",
+    "nvml_peak_bytes": "NVML device memory used, whole GPU, sampled every 10 ms",
+    "nvml_process_peak_bytes": "NVML usedGpuMemory of the worker PID, sampled every 10 ms",
+}
+
+
+class CaseOOM(Exception):
+    pass
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, (MemoryError, CaseOOM)):
+        return True
+    text = f"{type(exc).__name__} {exc}"
+    return any(s in text for s in ("RESOURCE_EXHAUSTED", "Out of memory", "OutOfMemoryError",
+                                   "out of memory", "Allocator"))
+
+
+def _inject(case_id: str, phase: str) -> None:
+    """Test-only fault injection: PINNBENCH_INJECT="action@substring[,...]".
+
+    Actions: ``kill`` (SIGKILL self after compiling), ``hang`` (sleep after compiling, for
+    timeouts), ``raise`` (an exception after compiling).
+    """
+    spec = os.environ.get("PINNBENCH_INJECT", "")
+    for item in filter(None, spec.split(",")):
+        action, _, match = item.partition("@")
+        if match and match in case_id and phase == "compiled":
+            if action == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            elif action == "hang":
+                time.sleep(3600)
+            elif action == "raise":
+                raise RuntimeError("injected failure")
+
+
+def setup_platform(case: Case) -> dict:
+    """Environment variables that must be set before JAX starts; returns what was set."""
+    set_ = {}
+    if case.device == "cpu":
+        set_["JAX_PLATFORMS"] = "cpu"
+    else:
+        set_["JAX_PLATFORMS"] = os.environ.get("JAX_PLATFORMS", "cuda")
+        # memory runs: grow on demand so NVML and the allocator peak describe this case
+        set_["XLA_PYTHON_CLIENT_PREALLOCATE"] = os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    os.environ.update(set_)
+    return set_
+
+
+def base_record(case: Case) -> dict:
+    return {"case_id": case.case_id, "suite": case.suite, "case": case.to_dict(),
+            "status": "error", "error": "worker did not finish", "phase": "start",
+            "metrics": {}, "memory_sources": dict(MEMORY_SOURCES), "curve": [],
+            "env": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def jax_env(jax, case: Case) -> dict:
+    dev = jax.devices()[0]
+    info = {"backend": jax.default_backend(), "device_kind": dev.device_kind,
+            "device_platform": dev.platform, "n_devices": jax.device_count(),
+            "x64": bool(jax.config.jax_enable_x64), "matmul_precision": case.precision,
+            "dtype": case.dtype}
+    if dev.platform == "gpu" or jax.default_backend() == "gpu":
+        info.update(mmem.nvml_info(getattr(dev, "id", 0)))
+        info["device_name"] = info.get("gpu_name", dev.device_kind)
+    else:
+        info["device_name"] = f"CPU: {menv.cpu_model()} ({os.cpu_count()} cores)"
+    return info
+
+
+def run_jax(case: Case, rec: dict, checkpoint) -> None:
+    import jax
+
+    if case.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_default_matmul_precision", case.precision)
+    import jax.numpy as jnp
+
+    import methods
+    import pdes
+    from bench.measure.xla import cost_stats, memory_stats
+
+    rec["env"].update(jax_env(jax, case))
+    m = rec["metrics"]
+    pde = pdes.build(case.pde, case.dim, **case.pde_params)
+    M = methods.get(case.method)(pde, case.n_per_axis, case.method_params, case.dtype)
+    rec["pde"] = pde.describe()
+    rec["method"] = {"name": case.method, "params": M.params, "framework": M.framework,
+                     "points_kind": M.points_kind, **M.describe()}
+    rec["size"] = {"n_per_axis": case.n_per_axis, **M.size_info()}
+
+    key = jax.random.PRNGKey(case.seed)
+    k_init, k_sample, k_eval = jax.random.split(key, 3)
+    state_shape = jax.eval_shape(M.init, k_init)
+    batch_shape = jax.eval_shape(M.sample, k_sample)
+    rec["method"]["n_params"] = M.n_params(state_shape)
+    on_gpu = jax.default_backend() == "gpu"
+    step = jax.jit(M.step, donate_argnums=(0,) if on_gpu else ())
+
+    rec["phase"] = "compile"
+    with Timer() as t_lower:
+        lowered = step.lower(state_shape, batch_shape)
+    with Timer() as t_comp:
+        compiled = lowered.compile()
+    m.update(lower_s=t_lower.s, compile_s=t_comp.s, **memory_stats(compiled), **cost_stats(compiled))
+    rec["phase"] = "compiled"
+    checkpoint()
+    _inject(case.case_id, "compiled")
+
+    device = jax.devices()[0]
+    limit = mmem.jax_device_peak(device)["device_limit_bytes"] if on_gpu else None
+    avail = limit if limit else mmem.available_host_bytes()
+    need = m.get("xla_total_bytes")
+    m["memory_available_bytes"] = avail
+    if need and avail and need > avail:
+        raise CaseOOM(f"compiled memory analysis needs {need / 2**30:.2f} GiB per step, "
+                      f"{avail / 2**30:.2f} GiB available: not run")
+
+    sampler = mmem.NvmlSampler(getattr(device, "id", 0)) if on_gpu else None
+    if sampler:
+        sampler.start()
+    try:
+        _train(jax, jnp, case, M, pde, compiled, (k_init, k_sample, k_eval), rec, checkpoint)
+    finally:
+        if sampler:
+            m.update(sampler.stop())
+        else:
+            m.update(nvml_peak_bytes=None, nvml_process_peak_bytes=None,
+                     nvml_reason="not a GPU run (no NVIDIA device in use)")
+        m.update(mmem.jax_device_peak(device))
+
+
+def _eval_points(jax, jnp, pde, key, n, dtype):
+    bounds = pde.bounds()
+    lo = jnp.array([b[0] for b in bounds], dtype)
+    hi = jnp.array([b[1] for b in bounds], dtype)
+    pts = lo + (hi - lo) * jax.random.uniform(key, (n, len(bounds)), dtype)
+    ex = pde.exact([pts[:, i] for i in range(pts.shape[1])], jnp)
+    ex = jnp.stack(ex, -1) if isinstance(ex, (tuple, list)) else ex
+    return pts, ex
+
+
+def _errors(jnp, pred, exact) -> dict:
+    diff = (pred - exact).reshape(-1)
+    ex = exact.reshape(-1)
+    return {"rel_l2": float(jnp.linalg.norm(diff) / jnp.linalg.norm(ex)),
+            "rms_abs": float(jnp.sqrt(jnp.mean(diff * diff))),
+            "max_abs": float(jnp.max(jnp.abs(diff)))}
+
+
+def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
+    m = rec["metrics"]
+    k_init, k_sample, k_eval = keys
+    init = jax.jit(M.init)
+    sample = jax.jit(M.sample)
+    predict = jax.jit(M.predict)
+    dt = jnp.float64 if case.dtype == "float64" else jnp.float32
+    pts, exact = _eval_points(jax, jnp, pde, k_eval, case.eval_points, dt)
+
+    def evaluate(state):
+        return _errors(jnp, predict(state, pts), exact)
+
+    state = init(k_init)
+    with Timer() as t_s:
+        batch = jax.block_until_ready(sample(k_sample))
+    m["sample_s"] = t_s.s
+    rec["phase"] = "first_step"
+    with Timer() as t_first:
+        state, metrics = compiled(state, batch)
+        jax.block_until_ready((state, metrics))
+    m["first_step_s"] = t_first.s
+    train_s, done, samples = t_first.s, 1, []
+    resample_every = int(M.params.get("resample_every", 0) or 0)
+    last_draw = 0
+    plan = chunk_plan(case.steps, case.timing_samples)
+    m["steps_per_sample"] = plan[0] if plan else None
+    rec["phase"] = "train"
+    stop = None
+    loss = float(metrics["loss"])
+    if not math.isfinite(loss):
+        stop = "nan"
+    rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **evaluate(state)})
+    for k in plan if stop is None else []:
+        if resample_every and done - last_draw >= resample_every:
+            batch = jax.block_until_ready(sample(jax.random.fold_in(k_sample, done)))
+            last_draw = done
+        with no_gc(), Timer() as t:
+            for _ in range(k):
+                state, metrics = compiled(state, batch)
+            jax.block_until_ready((state, metrics))
+        done += k
+        train_s += t.s
+        if k == plan[0]:
+            samples.append(t.ms / k)
+        loss = float(metrics["loss"])
+        if not math.isfinite(loss):
+            stop = "nan"
+            break
+        point = {"step": done, "train_s": train_s, "loss": loss}
+        if case.eval_every == 0 or done % case.eval_every < k or done == case.steps:
+            point.update(evaluate(state))
+        rec["curve"].append(point)
+        if case.target_rel_l2 and point.get("rel_l2", math.inf) <= case.target_rel_l2:
+            m["time_to_target_s"], m["steps_to_target"] = train_s, done
+            stop = "target"
+            break
+        if case.max_seconds and train_s >= case.max_seconds:
+            stop = "max_seconds"
+            break
+    m.update(summarize(samples))
+    m["step_ms_samples"] = samples
+    m.update(steps_done=done, train_s=train_s, final_loss=loss, stop_reason=stop or "steps")
+    m.update({f"final_{k}": float(v) for k, v in metrics.items() if k != "loss"})
+    if stop == "nan":
+        m["nan_step"] = done
+        rec["status"], rec["error"] = "nan", f"loss became {loss} at step {done}"
+        return
+    m.update(evaluate(state))
+    if case.target_rel_l2 and m.get("time_to_target_s") is None and m["rel_l2"] <= case.target_rel_l2:
+        m["time_to_target_s"], m["steps_to_target"] = train_s, done
+    rec["status"], rec["error"] = "ok", None
+
+
+RUNNERS = {"jax": run_jax}
+
+
+def run(case: Case, out: Path) -> dict:
+    rec = base_record(case)
+    rec["env"]["platform_env"] = setup_platform(case)
+    rec["env"].update(menv.host())
+    checkpoint = lambda: write_json_atomic(out, rec)  # noqa: E731
+    checkpoint()
+    t0 = time.perf_counter()
+    try:
+        import methods
+
+        framework = methods.get(case.method).framework
+        RUNNERS[framework](case, rec, checkpoint)
+    except Exception as e:  # a failed case is a record, never a crash of the sweep
+        if _is_oom(e):
+            rec["status"], rec["error"] = "oom", f"{type(e).__name__}: {e}".splitlines()[0][:500]
+            rec["metrics"]["oom_phase"] = rec.get("phase")
+        else:
+            rec["status"] = "error"
+            rec["error"] = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+            rec["traceback"] = traceback.format_exc()[-4000:]
+    rec["metrics"]["peak_rss_bytes"] = mmem.peak_rss_bytes()
+    rec["metrics"]["worker_s"] = time.perf_counter() - t0
+    rec["phase"] = "done"
+    checkpoint()
+    return rec
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    case = Case.from_dict(json.loads(Path(argv[0]).read_text()))
+    run(case, Path(argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

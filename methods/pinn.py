@@ -1,0 +1,106 @@
+"""Vanilla PINN: one MLP on the concatenated inputs, derivatives by reverse-mode AD.
+
+Raissi, Perdikaris, Karniadakis, "Physics-informed neural networks", J. Comput. Phys. 378
+(2019); here in the configuration of the SPINN paper's baseline (Cho et al., NeurIPS 2023,
+arXiv 2306.15969, sec. 5): 4 hidden layers of 128 tanh units, Glorot-normal weights, Adam at
+lr 1e-3. Derivatives use the "fwdrev" engine of the SPINN authors' baseline (REFERENCES.md
+2.1): one vjp of the batched network with an all-ones cotangent gives every point's input
+gradient (rows are independent); a jvp of that along one input column gives the second
+derivative along that axis, once per axis.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from pdes import Fields
+
+from .base import pde_loss
+from .jaxutil import MLP, JaxMethod, face_value, uniform
+
+
+class PinnFields(Fields):
+    """Pointwise derivatives of ``apply: (n, n_in) -> (n, n_out)`` at points ``X``."""
+
+    def __init__(self, apply, X, time_dependent: bool):
+        super().__init__(jnp, [X[:, i] for i in range(X.shape[1])], time_dependent)
+        self.apply = apply
+        self.X = X
+        self._grads: dict = {}
+
+    def _unit(self, a):
+        return jnp.zeros_like(self.X).at[:, a].set(1.0)
+
+    def _grad(self, c):
+        """(n, n_in) input gradient of component c: one vjp with an all-ones cotangent."""
+        if c not in self._grads:
+            h = lambda X: self.apply(X)[:, c]  # noqa: E731
+            u, vjp = jax.vjp(h, self.X)
+            self._grads[c] = (vjp(jnp.ones_like(u))[0], h)
+        return self._grads[c]
+
+    def _partial(self, idx, c):
+        if not idx:
+            return self.apply(self.X)[:, c]
+        g, h = self._grad(c)
+        if len(idx) == 1:
+            return g[:, idx[0]]
+        first = idx[0]
+
+        def fn(X):
+            u, vjp = jax.vjp(h, X)
+            return vjp(jnp.ones_like(u))[0][:, first]
+
+        for b in idx[1:]:
+            fn = (lambda f, b: lambda X: jax.jvp(f, (X,), (self._unit(b),))[1])(fn, b)
+        return fn(self.X)
+
+
+class Pinn(JaxMethod):
+    name = "pinn"
+    description = "vanilla PINN: MLP on (t, x), derivatives by reverse-mode AD (fwdrev)"
+    citation = "Raissi et al. 2019; SPINN paper baseline (Cho et al., NeurIPS 2023)"
+    points_kind = "random"
+    defaults = {"width": 128, "depth": 4, "activation": "tanh", "engine": "fwdrev"}
+    choices = {"optimizer": ("adam",), "activation": ("tanh", "sin", "gelu"),
+               "engine": ("fwdrev",)}
+
+    def __init__(self, pde, n_per_axis, params=None, dtype="float32"):
+        super().__init__(pde, n_per_axis, params, dtype)
+        p = self.params
+        self.net = MLP([p["width"]] * p["depth"] + [pde.n_out], p["activation"], self.jdtype)
+        self.conds = pde.conditions()
+        self.bounds = pde.bounds()
+        self.n_interior = self.n_per_axis ** pde.n_in
+        self.n_face = self.n_per_axis ** (pde.n_in - 1)
+
+    def init_params(self, key):
+        return self.net.init(key, jnp.zeros((1, self.pde.n_in), self.jdtype))
+
+    def sample(self, key):
+        keys = jax.random.split(key, len(self.conds) + 1)
+        faces = []
+        for cond, k in zip(self.conds, keys[1:]):
+            X = uniform(k, self.n_face, self.bounds, self.jdtype)
+            faces.append(X.at[:, cond.axis].set(face_value(self.bounds, cond.axis, cond.side)))
+        return {"interior": uniform(keys[0], self.n_interior, self.bounds, self.jdtype),
+                "faces": faces}
+
+    def loss(self, params, batch):
+        apply = lambda X: self.net.apply(params, X)  # noqa: E731
+        td = self.pde.time_dependent
+        cf = [(c, PinnFields(apply, X, td)) for c, X in zip(self.conds, batch["faces"])]
+        return pde_loss(self.pde, PinnFields(apply, batch["interior"], td), cf)
+
+    def predict_params(self, params, points):
+        out = self.net.apply(params, points)
+        return out[:, 0] if self.pde.n_out == 1 else out
+
+    def size_info(self):
+        return {"n_points": self.n_interior, "n_points_kind": "random",
+                "n_condition_points": self.n_face * len(self.conds)}
+
+    def describe(self):
+        return {"derivatives": "reverse-mode (fwdrev: vjp for gradients, jvp per axis for 2nd)",
+                "boundary_loss": "mean over faces of per-face MSE"}
