@@ -80,6 +80,9 @@ def setup_platform(case: Case) -> dict:
         # memory runs: grow on demand so NVML and the allocator peak describe this case
         set_["XLA_PYTHON_CLIENT_PREALLOCATE"] = os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     os.environ.update(set_)
+    if "jax" in sys.modules:  # imported already (bench.suite imports the registries): JAX read
+        # JAX_PLATFORMS at import; the config still applies until the first backend starts
+        sys.modules["jax"].config.update("jax_platforms", set_["JAX_PLATFORMS"])
     return set_
 
 

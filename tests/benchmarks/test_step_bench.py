@@ -87,8 +87,10 @@ def _jax_case(M):
 
     key = jax.random.PRNGKey(SEED)
     k_init, k_sample = jax.random.split(key)
-    state = jax.jit(M.init)(k_init)
-    batch = jax.block_until_ready(jax.jit(M.sample)(k_sample))
+    # init and sample run eagerly: they are not timed, and eager ops are cached across cases
+    # while a jit of each would compile anew for every method and size
+    state = M.init(k_init)
+    batch = jax.block_until_ready(M.sample(k_sample))
     on_gpu = jax.default_backend() == "gpu"
     # as in the worker: donate the state on a GPU (no donation on the CPU backend)
     compiled = jax.jit(M.step, donate_argnums=(0,) if on_gpu else ()).lower(state, batch).compile()
