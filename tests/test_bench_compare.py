@@ -1,0 +1,140 @@
+"""The tox ``bench`` and ``bench-compare`` envs, run for real (their commands read from tox.ini).
+
+1. ``bench`` writes a pytest-benchmark JSON with one entry per registered method and size, with
+   the XLA memory and FLOPs in ``extra_info``, and autosaves the run to the storage.
+2. ``bench-compare`` against that saved run passes for the same code, and fails once a crafted
+   slowdown (``PINNBENCH_BENCH_SLEEP_MS``, a sleep inside the benchmarked callable) is injected.
+
+The commands come from tox.ini with tox's substitutions applied here (so the test checks the envs
+CI uses, without building tox virtualenvs). To keep the pass/fail separation far outside the
+noise of a shared 2-core machine, the baseline and the unmodified run carry the same 10 ms pad
+and the slowed run 100 ms, against a 150% median threshold: a false failure needs the step to
+slow down ~10x between two runs a few seconds apart.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import methods
+
+SIZES = ("small", "medium")  # as in tests/benchmarks/test_step_bench.py
+SLEEP_ENV = "PINNBENCH_BENCH_SLEEP_MS"  # read by tests/benchmarks/test_step_bench.py only
+ROOT = Path(__file__).resolve().parents[1]
+PAD_MS, SLOW_MS, THRESHOLD = 10, 100, 150
+ONE = "[pinn-small]"  # the -k selection of the compare runs (brackets: not spinn-small)
+
+
+def tox_commands(env: str, values: dict[str, str], posargs: list[str]) -> list[list[str]]:
+    """``commands`` of ``[testenv:env]`` in tox.ini with {tox_root}, {env:X[:default]} and
+    {posargs} substituted like tox does (only the forms tox.ini uses)."""
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(ROOT / "tox.ini")
+    raw = cfg.get(f"testenv:{env}", "commands")
+    raw = raw.replace("\\\n", " ").replace("{tox_root}", str(ROOT))
+    pattern = re.compile(r"\{env:(\w+)(?::([^{}]*))?\}")
+
+    def sub(m):
+        if m.group(1) in values:
+            return values[m.group(1)]
+        if m.group(2) is None:
+            raise KeyError(f"tox.ini [testenv:{env}] needs ${m.group(1)}")
+        return m.group(2)
+
+    while pattern.search(raw):
+        raw = pattern.sub(sub, raw)
+    cmds = []
+    for line in filter(None, (ln.strip() for ln in raw.splitlines())):
+        argv = shlex.split(line.replace("{posargs}", "\0"))
+        out = []
+        for a in argv:
+            out += posargs if a == "\0" else [a]
+        if out[0] == "python":
+            out[0] = sys.executable
+        cmds.append(out)
+    return cmds
+
+
+def run_env(env: str, values: dict, posargs: list[str], sleep_ms: float):
+    (cmd,) = tox_commands(env, values, posargs)
+    e = {**os.environ, SLEEP_ENV: str(sleep_ms)}
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    return subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """One `tox -e bench` run of the whole table into a fresh storage."""
+    tmp = tmp_path_factory.mktemp("bench")
+    values = {"BENCH_STORAGE": str(tmp / "storage"), "BENCH_JSON": str(tmp / "bench.json")}
+    fast = ["-p", "no:cacheprovider", "-rs", "--benchmark-min-rounds=15",
+            "--benchmark-max-time=0.05"]
+    out = run_env("bench", values, fast, PAD_MS)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    return tmp, values, json.loads((tmp / "bench.json").read_text()), out.stdout
+
+
+def test_bench_env_writes_one_entry_per_method_and_size(baseline):
+    tmp, values, data, stdout = baseline
+    entries = {(b["extra_info"]["method"], b["extra_info"]["size"]): b for b in data["benchmarks"]}
+    for name in methods.REGISTRY.names():
+        for size in SIZES:
+            if (name, size) not in entries:  # allowed only as a reported skip with its reason
+                assert re.search(rf"SKIPPED .*method {name!r}", stdout), f"{name}-{size} missing"
+    assert ("pinn", "small") in entries and ("spinn", "medium") in entries
+    for (name, size), b in entries.items():
+        info = b["extra_info"]
+        assert b["name"] == f"test_step[{name}-{size}]"
+        assert info["n_points"] > 0
+        assert info["flops_per_step"] > 0
+        if info["framework"] == "jax":
+            assert info["xla_temp_bytes"] > 0 and info["xla_total_bytes"] > info["xla_temp_bytes"]
+        assert b["stats"]["rounds"] >= 15
+        assert b["stats"]["median"] >= PAD_MS / 1e3  # the pad is inside the timed callable
+    for name in {n for n, _ in entries}:  # more points cost more FLOPs at the same network
+        if (name, "small") in entries and (name, "medium") in entries:
+            small, medium = entries[name, "small"]["extra_info"], entries[name, "medium"]["extra_info"]
+            assert medium["n_points"] > small["n_points"]
+            assert medium["flops_per_step"] > small["flops_per_step"]
+    saved = list(Path(values["BENCH_STORAGE"]).glob("*/0001_*.json"))
+    assert len(saved) == 1, "--benchmark-autosave wrote no run to the storage"
+
+
+def _compare(baseline, sleep_ms):
+    tmp, values, _, _ = baseline
+    values = {**values, "BENCH_THRESHOLD": str(THRESHOLD), "BENCH_JSON": str(tmp / "compare.json")}
+    return run_env("bench-compare", values, ["-p", "no:cacheprovider", "-k", ONE,
+                                             "--benchmark-min-rounds=15"], sleep_ms)
+
+
+def test_compare_env_passes_unmodified_code(baseline):
+    out = _compare(baseline, PAD_MS)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "Comparing against benchmarks from" in out.stdout + out.stderr
+    assert "Performance has regressed" not in out.stdout + out.stderr
+
+
+def test_compare_env_fails_on_a_crafted_slowdown(baseline):
+    out = _compare(baseline, SLOW_MS)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text[-3000:]
+    assert "Performance has regressed" in text
+    assert "median" in text and "test_step[pinn-small]" in text
+
+
+def test_compare_env_without_a_baseline_is_an_error(tmp_path):
+    values = {"BENCH_STORAGE": str(tmp_path / "empty"), "BENCH_JSON": str(tmp_path / "c.json"),
+              "BENCH_THRESHOLD": "10"}
+    out = run_env("bench-compare", values, ["-p", "no:cacheprovider", "-k", ONE,
+                                            "--benchmark-min-rounds=1", "--benchmark-max-time=0"], 0)
+    assert out.returncode != 0  # a gate with nothing to compare against must not pass quietly
+    assert "--benchmark-compare-fail requires valid --benchmark-compare" in out.stdout + out.stderr
