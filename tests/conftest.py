@@ -3,6 +3,9 @@
 Tests marked ``@pytest.mark.gpu`` need an NVIDIA GPU visible through NVML *and* a CUDA build of
 JAX; anywhere else they are skipped with the reason found (no driver, or CPU-only jaxlib). The
 marker is declared in ``pyproject.toml``; ``tox -e gpu`` / ``pytest -m gpu`` selects these tests.
+
+On a GPU runner set ``PINNBENCH_REQUIRE_GPU=1`` (the GPU workflow does): then a missing GPU or a
+CPU-only jaxlib is a usage error, not a quiet skip of every GPU test.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ def pytest_collection_modifyitems(config, items):
     reason = gpu_unavailable_reason()
     if reason is None:
         return
+    if os.environ.get("PINNBENCH_REQUIRE_GPU", "").strip() not in ("", "0"):
+        raise pytest.UsageError(f"PINNBENCH_REQUIRE_GPU is set but gpu tests cannot run: {reason}")
     skip = pytest.mark.skip(reason=reason)
     for it in gpu_items:
         it.add_marker(skip)
