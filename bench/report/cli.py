@@ -27,6 +27,7 @@ def add_commands(sub) -> None:
     r.add_argument("--out", type=Path, help="markdown file (default reports/<suite>.md)")
     r.add_argument("--baseline", default="pinn", help="method the ratios are taken against")
     r.add_argument("--claims", type=Path, help="claims CSV (default results/reference/claims.csv)")
+    r.add_argument("--no-figures", action="store_true", help="tables and claims only (faster)")
     r.set_defaults(handler=cmd_report)
 
     c = sub.add_parser("compare", help="compare two results directories case by case; "
@@ -47,7 +48,7 @@ def _suites_with_records(results: Path) -> list[str]:
 
 
 def build_report(suite: str, results: Path, out: Path | None = None, baseline: str = "pinn",
-                 claims: Path | None = None):
+                 claims: Path | None = None, figures: bool = True):
     """Load the suite's records and write the report; BenchError on bad input."""
     from bench.report import markdown
     from bench.report.claims import load_claims
@@ -76,7 +77,7 @@ def build_report(suite: str, results: Path, out: Path | None = None, baseline: s
         except (ValueError, KeyError) as e:
             raise BenchError(f"claims file: {e}") from None
     out = Path(out) if out is not None else DEFAULT_REPORTS / f"{suite}.md"
-    return markdown.build(records, suite, out, results, baseline, claims)
+    return markdown.build(records, suite, out, results, baseline, claims, figures)
 
 
 def write_report(suite_name, results_dir, out_path, console) -> Path:
@@ -97,7 +98,8 @@ def write_report(suite_name, results_dir, out_path, console) -> Path:
 
 
 def cmd_report(args) -> int:
-    rep = build_report(args.suite, args.results, args.out, args.baseline, args.claims)
+    rep = build_report(args.suite, args.results, args.out, args.baseline, args.claims,
+                       not args.no_figures)
     counts = {}
     for v in rep.verdicts:
         counts[v.verdict] = counts.get(v.verdict, 0) + 1

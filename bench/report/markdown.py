@@ -96,8 +96,8 @@ def environment(records: list[dict]) -> str:
     return "\n".join(out)
 
 
-def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figdir: Path,
-             md_dir: Path, stem: str) -> tuple[list[str], list[Path]]:
+def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figdir: Path | None,
+             md_dir: Path) -> tuple[list[str], list[Path]]:
     pde, dim = sec_aggs["pde"].iloc[0], sec_aggs["dim"].iloc[0]
     n_in = sec_aggs["n_in"].iloc[0]
     out = [f"### {pde}, dim {dim} ({mt.fmt(n_in, 'int')} inputs)", ""]
@@ -119,6 +119,8 @@ def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figd
         out += ["baseline / method at the same size: above 1x the method is faster or smaller.", "",
                 mt.md_table(mt.ratio_table(rat)), ""]
     figs = []
+    if figdir is None:
+        return out, figs
     key = f"{slug(sec_aggs['device_name'].iloc[0], 24)}-{slug(pde)}{dim}"
     made = []
     for kind, fn, arg, caption in (
@@ -137,14 +139,14 @@ def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figd
     return out, figs
 
 
-def results(aggs: pd.DataFrame, rows: pd.DataFrame, baseline: str, figdir: Path, md_dir: Path,
-            stem: str) -> tuple[str, list[Path]]:
+def results(aggs: pd.DataFrame, rows: pd.DataFrame, baseline: str, figdir: Path | None,
+            md_dir: Path) -> tuple[str, list[Path]]:
     out, figs = [], []
     for dev, dg in aggs.groupby("device_name", sort=True):
         out += [f"## Results: {dev}", ""]
         for (pde, dim), sg in dg.groupby(["pde", "dim"], sort=True):
             sr = rows[(rows["device_name"] == dev) & (rows["pde"] == pde) & (rows["dim"] == dim)]
-            lines, f = _section(sg, sr, baseline, figdir, md_dir, stem)
+            lines, f = _section(sg, sr, baseline, figdir, md_dir)
             out += lines
             figs += f
     failed = rows[rows["status"] != "ok"]
@@ -181,26 +183,38 @@ def claims_section(verdicts: list, claims_path: Path | None) -> str:
     return "\n".join(out + [""])
 
 
+def suite_file(suite: str) -> dict | None:
+    """The raw TOML of a named suite in bench/suites (read directly: importing bench.suite would
+    import every method and JAX just to print a description); None when there is none."""
+    import tomllib
+
+    path = Path(__file__).resolve().parents[1] / "suites" / f"{suite}.toml"
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+
+
 def reproduce(suite: str, records: list[dict], results_dir: Path, out: Path) -> str:
     rows = mt.records_rows(records)
     devs = sorted(set(rows["device"]))
-    seeds = rows.groupby(["method", "n_per_axis", "pde", "dim"])["seed"].nunique().max()
+    seeds = int(rows.groupby(["method", "n_per_axis", "pde", "dim"])["seed"].nunique().max())
     methods = list(dict.fromkeys(rows["method"]))
     cmd = ["python -m bench run", f"--suite {suite}", f"--results {results_dir.as_posix()}"]
     extra = []
-    try:
-        from bench.suite import load
-
-        s = load(suite)
-        if set(methods) != set(s.methods):
+    raw = suite_file(suite)
+    if raw is None:
+        extra.append(f"(no suite file bench/suites/{suite}.toml here: pass the path of the "
+                     "suite file to --suite)")
+    else:
+        suite_methods = set(raw.get("methods", []))
+        for entry in raw.get("matrix", []):
+            suite_methods |= set(entry.get("methods", []))
+        if set(methods) != suite_methods:
             cmd.append(f"--methods {','.join(methods)}")
-        if seeds != max(Counter((c.method, c.n_per_axis, c.pde, c.dim) for c in s.cases).values()):
+        if seeds != raw.get("seeds", 1):
             cmd.append(f"--seeds {seeds}")
-    except Exception as e:  # a suite file from elsewhere: say so rather than guess
-        extra.append(f"(suite {suite!r} could not be loaded here: {e})")
-    lines = []
-    for d in devs:
-        lines.append(" ".join(cmd + [f"--device {d}"]))
+    lines = [" ".join(cmd + [f"--device {d}"]) for d in devs]
     lines.append(f"python -m bench report --suite {suite} --results {results_dir.as_posix()} "
                  f"--out {out.as_posix()}")
     text = ["## Reproduce", "", "From the repository root (git commit "
@@ -210,8 +224,9 @@ def reproduce(suite: str, records: list[dict], results_dir: Path, out: Path) -> 
 
 
 def build(records: list[dict], suite: str, out: Path, results_dir: Path, baseline: str = "pinn",
-          claims_path: Path | None = None) -> Report:
-    """Write the report for ``records`` to ``out`` (figures beside it); returns what was written."""
+          claims_path: Path | None = None, figures: bool = True) -> Report:
+    """Write the report for ``records`` to ``out`` (figures beside it, unless ``figures`` is
+    False); returns what was written."""
     out = Path(out)
     md_dir = out.parent
     figdir = md_dir / out.stem
@@ -221,12 +236,7 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
     aggs = mt.aggregate(records)
     rows = mt.records_rows(records)
     devices = sorted(set(aggs["device_name"]))
-    try:
-        from bench.suite import load
-
-        descr = load(suite).description
-    except Exception:
-        descr = ""
+    descr = (suite_file(suite) or {}).get("description", "")
     head = [f"# pinnbench report: {suite}", "",
             *([f"> {descr}", ""] if descr else []),
             f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(records)} "
@@ -234,7 +244,7 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
             + "; ".join(f"**{d}**" for d in devices) + ". Baseline for ratios: "
             f"`{baseline}`. Missing values are shown as n/a; failed cases as OOM, NaN, timeout "
             "or error.", ""]
-    res, figs = results(aggs, rows, baseline, figdir, md_dir, out.stem)
+    res, figs = results(aggs, rows, baseline, figdir if figures else None, md_dir)
     verdicts = mclaims.evaluate_all(mclaims.load_claims(claims_path), aggs) if claims_path else []
     text = "\n".join(head + [environment(records), res, claims_section(verdicts, claims_path),
                              reproduce(suite, records, results_dir, out)])
