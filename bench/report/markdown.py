@@ -121,7 +121,7 @@ def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figd
     figs = []
     if figdir is None:
         return out, figs
-    key = f"{slug(sec_aggs['device_name'].iloc[0], 24)}-{slug(pde)}{dim}"
+    key = f"{slug(sec_aggs['device_name'].iloc[0], 48)}-{slug(pde)}{dim}"
     made = []
     for kind, fn, arg, caption in (
             ("scaling", mfig.scaling_figure, sec_aggs,
@@ -237,7 +237,9 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
     rows = mt.records_rows(records)
     devices = sorted(set(aggs["device_name"]))
     descr = (suite_file(suite) or {}).get("description", "")
-    head = [f"# pinnbench report: {suite}", "",
+    classes = sorted(set(rows["device"]))
+    label = " + ".join("GPU" if c == "gpu" else c.upper() for c in classes)
+    head = [f"# pinnbench report: {suite} ({label} run)", "",
             *([f"> {descr}", ""] if descr else []),
             f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(records)} "
             f"records in `{results_dir.as_posix()}/{suite}`. Device(s): "
