@@ -159,6 +159,9 @@ def test_missing_metric_is_na_and_failures_are_named(synth):
     assert "NVML process" not in table[0]                  # no source with a value: left out ...
     assert "NVML process, NVML device, allocator peak" in text  # ... and named
     assert "### Cases that did not finish" in text
+    summary = [ln for ln in text.splitlines() if ln.startswith("At n/axis = 16")][0]
+    assert "fastest: **spinn** (2.2 ms)" in summary and "pinn at n=32: OOM" in summary
+    assert "lowest rel. L2" not in summary       # pinn's error at n=16 is missing: no winner claimed
 
 
 def test_ratios_and_mann_whitney(synth):

@@ -96,6 +96,32 @@ def environment(records: list[dict]) -> str:
     return "\n".join(out)
 
 
+def section_summary(aggs: pd.DataFrame) -> str:
+    """One sentence: at the largest size every method finished, who is fastest, most accurate,
+    smallest (by the best-ranked memory source present)."""
+    ok = aggs[aggs["n_ok"] > 0]
+    labels = set(aggs["label"])
+    common = [n for n, g in ok.groupby("n_per_axis") if set(g["label"]) == labels]
+    if len(labels) < 2 or not common:
+        return ""
+    n = max(common)
+    g = ok[ok["n_per_axis"] == n]
+    parts = []
+    for col, what, kind in [("step_ms", "fastest", "num"), ("rel_l2", "lowest rel. L2", "num")] + [
+            (c, f"smallest {mt.MEMORY_SHORT[c]}", "bytes") for c in mt.present_memory_columns(g)[:1]]:
+        d = g.dropna(subset=[col])
+        if len(d) == len(g):
+            best = d.loc[d[col].idxmin()]
+            unit = " ms" if col == "step_ms" else ""
+            parts.append(f"{what}: **{best['label']}** ({mt.fmt(best[col], kind)}{unit})")
+    if not parts:
+        return ""
+    fails = aggs[(aggs["n_ok"] == 0) & (aggs["n_per_axis"] > n)]
+    tail = "".join(f"; {r['label']} at n={r['n_per_axis']}: {mt.STATUS_LABEL[r['failure']]}"
+                   for _, r in fails.iterrows() if r["failure"])
+    return f"At n/axis = {n}, the largest size every method finished: " + ", ".join(parts) + tail + "."
+
+
 def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figdir: Path | None,
              md_dir: Path) -> tuple[list[str], list[Path]]:
     pde, dim = sec_aggs["pde"].iloc[0], sec_aggs["dim"].iloc[0]
@@ -103,6 +129,9 @@ def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figd
     out = [f"### {pde}, dim {dim} ({mt.fmt(n_in, 'int')} inputs)", ""]
     table, missing = mt.results_table(sec_aggs)
     out += [mt.md_table(table), ""]
+    summary = section_summary(sec_aggs)
+    if summary:
+        out += [summary, ""]
     out += ["Step time: median and IQR of the per-step timing samples pooled over repeats and "
             "seeds; errors: median over seeds; compile time, XLA bytes and FLOPs (compiler "
             "estimate per step) are known even for a case that then failed."]
