@@ -161,8 +161,13 @@ def _filter(aggs: pd.DataFrame, claim: Claim) -> tuple[pd.DataFrame, str | None]
                                     f"(methods here: {', '.join(have) or 'none'})")
     df = aggs[aggs["method"].isin(need)]
     for k, v in claim.filters.items():
-        avail = sorted({str(x) for x in df[k].dropna()})
-        df = df[df[k].astype(str) == str(v)]
+        if k in INT_FILTERS:
+            col = pd.to_numeric(df[k], errors="coerce")
+            avail = sorted({str(int(x)) for x in col.dropna()})
+            df = df[col == v]
+        else:
+            avail = sorted({str(x) for x in df[k].dropna()})
+            df = df[df[k].astype(str) == str(v)]
         if df.empty:
             return df, f"no records with {k}={v} (here: {', '.join(avail) or 'none'})"
     if claim.min_steps:

@@ -228,7 +228,8 @@ def results_table(aggs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     missing = [c for c in MEMORY_COLUMNS if c not in mem]
     multi_dtype = aggs["dtype"].nunique() > 1
     rows = []
-    for _, a in aggs.sort_values(["label", "dtype", "n_per_axis"]).iterrows():
+    order = aggs.assign(_d=aggs["dtype"].fillna("").astype(str)).sort_values(["label", "_d", "n_per_axis"])
+    for _, a in order.iterrows():
         r = {"method": a["label"]}
         if multi_dtype:
             r["dtype"] = a["dtype"]
