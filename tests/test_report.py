@@ -348,3 +348,29 @@ def test_report_from_real_smoke_run(smoke):
     assert len(image_links_ok(md)) == 3
     assert "python -m bench run --suite smoke --results results --device cpu" in text
     assert "python -m bench report --suite smoke" in text
+
+
+# ---------------------------------------------------------------- figure helpers
+
+def test_scaling_exponent_and_legend_match_a_power_law():
+    import pandas as pd
+
+    from bench.report import figures as mfig
+
+    x = np.array([64.0, 512.0, 4096.0, 32768.0])
+    assert mfig.scaling_exponent(x, 3.0 * x ** 1.5) == pytest.approx(1.5)
+    assert mfig.scaling_exponent([64.0], [1.0]) is None          # one size: no exponent
+    df = pd.DataFrame({"label": ["pinn"] * 4 + ["spinn"] * 4, "n_points": list(x) * 2,
+                       "step_ms": list(2e-3 * x) + list(0.5 * x ** (1 / 3))})
+    labels = set(mfig._legend_labels(df, "step_ms"))
+    assert labels == {"pinn (slope 1.00)", "spinn (slope 0.33)"}
+
+
+def test_pareto_front_against_brute_force():
+    from bench.report.figures import pareto_front
+
+    rng = np.random.default_rng(0)
+    pts = [tuple(p) for p in rng.uniform(0.1, 10, size=(40, 2))]
+    dominated = {p for p in pts for q in pts
+                 if q != p and q[0] <= p[0] and q[1] <= p[1]}
+    assert set(pareto_front(pts)) == set(pts) - dominated
