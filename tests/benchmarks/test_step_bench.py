@@ -30,6 +30,7 @@ Run: ``python -m pytest tests/benchmarks --benchmark-only`` (statistics) or with
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -184,4 +185,9 @@ def test_step(benchmark, method, size):
     )
     benchmark.group = f"step-{size}"
     metrics = benchmark(_with_sleep(one_step, injected_sleep_s()))
-    assert "loss" in metrics
+    assert math.isfinite(float(metrics["loss"]))
+    # what the saved JSON must carry for this entry: size, memory and FLOPs
+    assert sz.get("n_points", 0) > 0
+    assert info["flops_per_step"] and info["flops_per_step"] > 0
+    if mcls.framework == "jax":
+        assert info["xla_temp_bytes"] is not None and info["xla_total_bytes"] > 0
