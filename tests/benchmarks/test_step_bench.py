@@ -113,13 +113,16 @@ def _jax_case(M):
 def _torch_case(M):
     import torch
 
-    device = getattr(M, "device", None)
-    on_cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    if hasattr(M, "device") and torch.cuda.is_available():
+        M.device = "cuda"  # the torch protocol: the driver sets the device before init()
+    on_cuda = torch.device(getattr(M, "device", "cpu")).type == "cuda"
 
     def sync():
         if on_cuda:  # there is nothing asynchronous to wait for on the CPU
             torch.cuda.synchronize()
 
+    if not on_cuda:  # explicit, as the torch worker does (its default can differ per build)
+        torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(SEED)
     state = M.init(SEED)
     batch = M.sample(SEED + 1)
@@ -132,13 +135,9 @@ def _torch_case(M):
         return metrics
 
     one_step()  # warm-up (lazy allocation, cuDNN/cuBLAS handles)
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        one_step()
     info = {"xla_temp_bytes": None, "xla_total_bytes": None,
-            "flops_per_step": int(counter.get_total_flops()),
-            "device": "cuda" if on_cuda else "cpu"}
+            "flops_per_step": _torch_flops(torch, one_step),
+            "device": "cuda" if on_cuda else "cpu", "torch_num_threads": torch.get_num_threads()}
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()
         one_step()
@@ -146,6 +145,32 @@ def _torch_case(M):
     else:
         info["device_peak_bytes"] = None
     return one_step, info
+
+
+def _torch_flops(torch, fn) -> int:
+    """FLOPs of one call of ``fn``: torch.utils.flop_counter's per-op formulas, summed.
+
+    A bare dispatch mode rather than ``FlopCounterMode``: the latter's module tracker installs
+    backward hooks that break ``autograd.grad(create_graph=True)`` inside the counted region
+    (torch 2.13: "A leaf node was passed to _will_engine_execute_node"), which every PINN
+    residual uses. Ops without a formula (elementwise) count zero, as in FlopCounterMode.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Count(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += int(formula(*args, **(kwargs or {}), out_val=out))
+            return out
+
+    with Count() as counter:
+        fn()
+    return int(counter.total)
 
 
 FRAMEWORKS = {"jax": _jax_case, "torch": _torch_case}
@@ -162,8 +187,22 @@ def _table():
             yield pytest.param(name, size, id=f"{name}-{size}")
 
 
+@pytest.fixture
+def restore_torch_threads():
+    """The torch path sets the thread count; give later tests the one they had."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    prev = torch.get_num_threads() if torch else None
+    yield
+    if torch is None:
+        torch = sys.modules.get("torch")
+    if torch is not None and prev is not None:
+        torch.set_num_threads(prev)
+
+
 @pytest.mark.parametrize("method,size", list(_table()))
-def test_step(benchmark, method, size):
+def test_step(benchmark, restore_torch_threads, method, size):
     mcls = methods.get(method)
     (pde_name, dim, pde_params), sizes, params = bench_config(mcls)
     path = framework_case(mcls.framework)
