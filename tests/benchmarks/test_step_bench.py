@@ -219,7 +219,7 @@ def test_step(benchmark, restore_torch_threads, method, size):
     one_step, info = path(M)
     sz = M.size_info()
     benchmark.extra_info.update(
-        method=method, framework=mcls.framework, size=size, n_per_axis=sizes[size],
+        method=method, framework=mcls.framework, size=size, n_per_axis=sizes[size], dtype="float32",
         n_points=sz.get("n_points"), pde=pde_name, dim=dim, params=M.params, **info,
     )
     benchmark.group = f"step-{size}"
