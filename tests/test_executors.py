@@ -151,3 +151,22 @@ def test_make_rejects_unknown_executor():
     with pytest.raises(BenchError, match="valid: local, submitit"):
         make("dask")
     assert isinstance(make("local"), LocalExecutor)
+
+
+def test_summary_table_reports_failure_rate_over_seeds_and_rounds():
+    from rich.console import Console
+
+    def rec(seed, rnd, status, method="pinn"):
+        case = {"pde": "heat", "dim": 1, "method": method, "n_per_axis": 8, "seed": seed, "round": rnd}
+        return {"case_id": f"{method}{seed}{rnd}", "suite": "s", "status": status, "case": case,
+                "metrics": {"step_ms": 1.0 + seed} if status == "ok" else {}, "size": {"n_points": 64}}
+
+    recs = [rec(0, 0, "ok"), rec(1, 0, "nan"), rec(2, 0, "ok"), rec(0, 1, "oom"),
+            rec(0, 0, "ok", "spinn"), rec(1, 0, "ok", "spinn")]
+    console = Console(width=250, record=True)
+    console.print(cli.summary_table(recs))
+    rows = {line.split("│")[2].strip(): line for line in console.export_text().splitlines()
+            if line.count("│") > 5}
+    assert "2/4" in rows["pinn"] and "nan,ok,oom" in rows["pinn"]
+    assert "0/2" in rows["spinn"]
+    assert "2" in rows["pinn"].split("│")[5]  # ms/step: median of the ok runs (1 and 3 ms)
