@@ -52,13 +52,16 @@ def worker_env(case: Case) -> dict:
     return env
 
 
-def _die_with_parent() -> None:
-    """In the worker, before exec: get SIGKILL when the parent dies (Linux prctl), so a
-    killed sweep leaves no orphan worker holding a GPU."""
+def die_with_parent() -> None:
+    """Called by the worker first thing: get SIGKILL when the runner dies (Linux prctl
+    PR_SET_PDEATHSIG), so a killed sweep leaves no orphan worker holding a GPU. Done in the
+    worker rather than in a preexec_fn, which would make the runner fork a JAX process."""
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the runner died before we got here
+            os._exit(1)
     except Exception:
         pass
 
@@ -119,7 +122,6 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
             [sys.executable, "-m", "bench.worker", str(cpath), str(opath)],
             cwd=str(ROOT), env=worker_env(case), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         state.current = proc
         timed_out, over, peak = False, None, 0

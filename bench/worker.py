@@ -328,6 +328,9 @@ def run(case: Case, out: Path) -> dict:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from bench.runner import die_with_parent
+
+    die_with_parent()
     case = Case.from_dict(json.loads(Path(argv[0]).read_text()))
     run(case, Path(argv[1]))
     return 0
