@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench.measure import env as menv
 from bench.measure import memory as mmem
-from bench.measure.timing import Timer, chunk_plan, no_gc, summarize
+from bench.measure.timing import Timer, chunk_size, no_gc, summarize
 from bench.store import write_json_atomic
 from bench.suite import Case
 
@@ -216,15 +216,25 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     train_s, done, samples = t_first.s, 1, []
     resample_every = int(M.params.get("resample_every", 0) or 0)
     last_draw = 0
-    plan = chunk_plan(case.steps, case.timing_samples)
-    m["steps_per_sample"] = plan[0] if plan else None
     rec["phase"] = "train"
     stop = None
     loss = float(metrics["loss"])
     if not math.isfinite(loss):
         stop = "nan"
     rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **evaluate(state)})
-    for k in plan if stop is None else []:
+    if stop is None and done < case.steps:  # one more step alone sizes the timed chunks
+        with Timer() as t_est:
+            state, metrics = compiled(state, batch)
+            jax.block_until_ready((state, metrics))
+        done, train_s = done + 1, train_s + t_est.s
+        loss = float(metrics["loss"])
+        stop = None if math.isfinite(loss) else "nan"
+        m["second_step_s"] = t_est.s
+    K = chunk_size(case.steps - done, case.timing_samples, m.get("second_step_s") or t_first.s)
+    m["steps_per_sample"] = K
+    next_eval = done + 1
+    while stop is None and done < case.steps:
+        k = min(K, case.steps - done)
         if resample_every and done - last_draw >= resample_every:
             batch = jax.block_until_ready(sample(jax.random.fold_in(k_sample, done)))
             last_draw = done
@@ -234,14 +244,20 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
             jax.block_until_ready((state, metrics))
         done += k
         train_s += t.s
-        if k == plan[0]:
+        if k == K:
             samples.append(t.ms / k)
         loss = float(metrics["loss"])
         if not math.isfinite(loss):
             stop = "nan"
             break
         point = {"step": done, "train_s": train_s, "loss": loss}
-        if case.eval_every == 0 or done % case.eval_every < k or done == case.steps:
+        last = done >= case.steps or (case.max_seconds and train_s >= case.max_seconds)
+        if case.eval_every:
+            due = done % case.eval_every < k
+        else:  # log-spaced curve: about ten points per decade of steps
+            due = done >= next_eval
+            next_eval = max(next_eval, int(done * 1.25) + 1)
+        if due or last or case.target_rel_l2:
             point.update(evaluate(state))
         rec["curve"].append(point)
         if case.target_rel_l2 and point.get("rel_l2", math.inf) <= case.target_rel_l2:
@@ -256,6 +272,11 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     m.update(steps_done=done, train_s=train_s, final_loss=loss, stop_reason=stop or "steps")
     m.update({f"final_{k}": float(v) for k, v in metrics.items() if k != "loss"})
     if stop == "nan":
+        # the schedule of the timed run: step 1 and step 2 alone, then chunks of K steps,
+        # each chunk preceded by the resampling check
+        plan = [(1, False)] + ([(1, False)] if "second_step_s" in m else [])
+        while sum(k for k, _ in plan) < case.steps:
+            plan.append((min(K, case.steps - sum(k for k, _ in plan)), True))
         exact = _locate_nan(jax, compiled, init, sample, k_init, k_sample, plan, resample_every, done)
         m["nan_step"] = exact or done
         m["nan_step_exact"] = exact is not None
@@ -273,7 +294,9 @@ NAN_REPLAY_MAX_STEPS = 20_000
 
 
 def _locate_nan(jax, compiled, init, sample, k_init, k_sample, plan, resample_every, upto):
-    """The first step whose loss is not finite, by replaying the (deterministic) training
+    """``plan``: (steps, resampling checked before them) per call group of the timed run.
+
+    The first step whose loss is not finite, by replaying the (deterministic) training
     from the start one synchronised step at a time, with the same batches as the timed run
     (which only looks at the loss at chunk ends). None if the replay does not reproduce it
     (a non-deterministic GPU reduction) or the run is too long to replay."""
@@ -282,8 +305,8 @@ def _locate_nan(jax, compiled, init, sample, k_init, k_sample, plan, resample_ev
     state = init(k_init)
     batch = sample(k_sample)
     done, last_draw = 0, 0
-    for k in [1, *plan]:
-        if done and resample_every and done - last_draw >= resample_every:
+    for k, may_resample in plan:
+        if may_resample and resample_every and done - last_draw >= resample_every:
             batch = sample(jax.random.fold_in(k_sample, done))
             last_draw = done
         for _ in range(k):

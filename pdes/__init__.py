@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from .base import PDE, Condition, Fields, Registry, SeparableTerm, UnknownName, as_tuple
 from .heat import Heat
+from .helmholtz import Helmholtz
+from .poisson import Poisson
 
 REGISTRY = Registry("PDE")
 REGISTRY.add("heat", Heat)
+REGISTRY.add("helmholtz", Helmholtz)
+REGISTRY.add("poisson", Poisson)
 
 
 def get(name: str) -> type[PDE]:
