@@ -32,7 +32,19 @@ def build_parser() -> Parser:
     r.add_argument("--methods", help="comma-separated subset of the suite's methods")
     r.add_argument("--seeds", type=int, help="run each case with this many seeds")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
-    r.add_argument("--fresh", action="store_true", help="re-run cases already recorded")
+    r.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip cases already recorded with a final status (default; --no-resume "
+                        "re-runs them)")
+    r.add_argument("--fresh", action="store_true", help="re-run cases already recorded (= --no-resume)")
+    r.add_argument("--executor", choices=("local", "submitit"), default="local",
+                   help="local: one case at a time here; submitit: one SLURM job per case "
+                        "(submitit's local executor where there is no SLURM)")
+    r.add_argument("--slurm-partition", help="SLURM partition for --executor submitit")
+    r.add_argument("--max-parallel", type=int, help="concurrent jobs for --executor submitit (default 8)")
+    r.add_argument("--rounds", type=int, help="repeat every case this many times, interleaved "
+                                              "(each round is its own record)")
+    r.add_argument("--memory-limit", type=float, metavar="GB",
+                   help="host memory limit per worker; a worker above it is killed and recorded oom")
     r.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     r.add_argument("--timeout", type=float, help="per-case timeout in seconds (overrides the suite)")
     r.add_argument("--dry-run", action="store_true", help="list the cases and exit")
@@ -96,47 +108,68 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
+    import math
     from dataclasses import replace
 
-    from bench import runner
+    from bench import executors
     from bench import suite as msuite
 
     if args.seeds is not None and args.seeds < 1:
         raise BenchError(f"--seeds must be a positive integer, got {args.seeds}")
-    if args.timeout is not None and args.timeout <= 0:
-        raise BenchError(f"--timeout must be positive, got {args.timeout}")
+    if args.timeout is not None and not (args.timeout > 0 and math.isfinite(args.timeout)):
+        raise BenchError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if args.rounds is not None and args.rounds < 1:
+        raise BenchError(f"--rounds must be a positive integer, got {args.rounds}")
+    if args.memory_limit is not None and not (args.memory_limit > 0 and math.isfinite(args.memory_limit)):
+        raise BenchError(f"--memory-limit must be a positive number of GB, got {args.memory_limit}")
+    resume = args.resume and not args.fresh
     mfilter = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     if args.methods is not None and not mfilter:
         raise BenchError("--methods is empty (give a comma-separated list of method names)")
+    executor = executors.make(args.executor, slurm_partition=args.slurm_partition,
+                              max_parallel=args.max_parallel)
     device = resolve_device(args.device)
-    s = msuite.load(args.suite, device=device, methods_filter=mfilter, seeds=args.seeds)
+    s = msuite.load(args.suite, device=device, methods_filter=mfilter, seeds=args.seeds,
+                    rounds=args.rounds)
     cases = s.cases
     if args.timeout:
         cases = [replace(c, timeout_s=args.timeout) for c in cases]
+    if args.memory_limit:
+        cases = [replace(c, memory_limit_gb=args.memory_limit) for c in cases]
+    cases = executor.order(cases)
     from rich.console import Console
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     if args.dry_run:
         for c in cases:
-            console.print(f"{c.case_id}  {c.method:<14} n_per_axis={c.n_per_axis} seed={c.seed}")
+            rnd = f" round={c.round}" if c.round else ""
+            console.print(f"{c.case_id}  {c.method:<14} n_per_axis={c.n_per_axis} seed={c.seed}{rnd}")
         console.print(f"{len(cases)} cases")
         return 0
-    console.print(f"[bold]suite {s.name}[/]: {len(cases)} cases on {device}; results in {args.results / s.name}")
+    console.print(f"[bold]suite {s.name}[/]: {len(cases)} cases on {device} ({executor.name} executor); "
+                  f"results in {args.results / s.name}")
     total = len(cases)
-    counter = {"i": 0}
+    counter = {"i": 0, "open": None}
 
     def progress(event, case, rec):
+        if event in ("start", "skip"):
+            counter["i"] += 1
+        if counter["open"] is not None and counter["open"] != case.case_id:
+            console.print("")  # another case reports while one line is open (parallel jobs)
+            counter["open"] = None
         if event == "start":
-            counter["i"] += 1
             console.print(f"[{counter['i']}/{total}] {case.case_id} ...", end=" ")
+            counter["open"] = case.case_id
         elif event == "skip":
-            counter["i"] += 1
             console.print(f"[{counter['i']}/{total}] {case.case_id} already recorded "
                           f"({rec['status']}), skipped")
         else:
+            if counter["open"] != case.case_id:
+                console.print(f"{case.case_id}:", end=" ")
             console.print(_one_line(rec))
+            counter["open"] = None
 
-    state = runner.run_cases(cases, args.results, fresh=args.fresh, progress=progress)
+    state = executor.run(cases, args.results, resume=resume, progress=progress)
     console.print(summary_table(state.done))
     console.print(f"records: {args.results / s.name}")
     if state.stop_requested:
@@ -177,9 +210,9 @@ def summary_table(records: list[dict]):
 
     from bench.store import records_frame
 
-    t = Table(title="summary (median over seeds)")
+    t = Table(title="summary (median over seeds and rounds; failed = runs not ok / runs)")
     for col in ("pde", "method", "n/axis", "n_points", "ms/step", "compile s", "XLA temp",
-                "peak RSS", "NVML peak", "GFLOP/step", "rel L2", "status"):
+                "peak RSS", "NVML peak", "GFLOP/step", "rel L2", "failed", "status"):
         t.add_column(col)
     if not records:
         return t
@@ -195,7 +228,8 @@ def summary_table(records: list[dict]):
         t.add_row(f"{k[0]}{k[1]}", str(k[2]), str(k[3]), npts,
                   _fmt(med("step_ms")), _fmt(anyv("compile_s")), _fmt(anyv("xla_temp_bytes"), "B"),
                   _fmt(med("peak_rss_bytes"), "B"), _fmt(med("nvml_peak_bytes"), "B"),
-                  _fmt(flops / 1e9 if flops else None), _fmt(med("rel_l2")), statuses)
+                  _fmt(flops / 1e9 if flops else None), _fmt(med("rel_l2")),
+                  f"{int((g.status != 'ok').sum())}/{len(g)}", statuses)
     return t
 
 

@@ -1,10 +1,14 @@
-"""Run cases, each in a fresh worker process, and store one record per case.
+"""Run one case in a fresh worker process and turn whatever happened into one record.
 
 The worker writes its partial record after every phase; the parent applies the per-case
-timeout, turns a dead worker into a record (``timeout``, ``error`` with the signal, ``oom``
-when the worker itself reported it) and merges whatever the worker had measured. Records are
-written atomically, so Ctrl-C (or SIGTERM) at any moment keeps every record already written;
-the first Ctrl-C stops after the current case, a second one stops at once.
+timeout and the memory limit, turns a dead worker into a record (``timeout``; ``oom`` when the
+worker reported it, when the memory watchdog killed it, or when the kernel OOM killer did;
+``error`` with the signal name otherwise) and merges whatever the worker had measured.
+Records are written atomically, so Ctrl-C (or SIGTERM) at any moment keeps every record
+already written; the first Ctrl-C stops after the current case, a second one stops at once.
+
+How cases are scheduled (order, rounds, parallel jobs) is the executors' business
+(``bench.executors``); ``run_cases`` is the local executor, kept for callers of the old API.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from bench import store
 from bench.suite import Case
 
 ROOT = Path(__file__).resolve().parents[1]
+#: seconds between two looks of the watchdog at the worker (timeout and memory limit)
+POLL_S = 0.05
 
 
 @dataclass
@@ -34,6 +40,7 @@ class RunState:
 
 
 def existing(results: Path, case: Case) -> dict | None:
+    """The stored record of ``case`` (None if absent; a corrupt one is quarantined)."""
     path = store.record_path(results, case.suite, case.case_id)
     return store.read_record(path) if path.exists() else None
 
@@ -45,9 +52,68 @@ def worker_env(case: Case) -> dict:
     return env
 
 
+def die_with_parent() -> None:
+    """Called by the worker first thing: get SIGKILL when the runner dies (Linux prctl
+    PR_SET_PDEATHSIG), so a killed sweep leaves no orphan worker holding a GPU. Done in the
+    worker rather than in a preexec_fn, which would make the runner fork a JAX process."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the runner died before we got here
+            os._exit(1)
+    except Exception:
+        pass
+
+
+def oom_kills() -> int | None:
+    """The kernel's count of OOM kills (cgroup v2 ``memory.events`` of this process's cgroup
+    if readable, else ``/proc/vmstat``); None where neither exists."""
+    try:
+        cg = Path("/proc/self/cgroup").read_text().strip().splitlines()[-1].split(":", 2)[2]
+        for line in Path(f"/sys/fs/cgroup{cg}/memory.events").read_text().splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        for line in Path("/proc/vmstat").read_text().splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident set size of a process and its children, in bytes (0 once it is gone)."""
+    try:
+        import psutil
+
+        p = psutil.Process(pid)
+        procs = [p, *p.children(recursive=True)]
+    except Exception:
+        return 0
+    total = 0
+    for q in procs:
+        try:
+            total += q.memory_info().rss
+        except Exception:
+            pass
+    return total
+
+
+def _size(case: Case, rec: dict) -> str:
+    n_points = (rec.get("size") or {}).get("n_points")
+    pts = f", n_points={n_points}" if n_points else ""
+    return f"{case.method} n_per_axis={case.n_per_axis}{pts} dim={case.dim}"
+
+
 def run_case(case: Case, state: RunState | None = None) -> dict:
     """Run one case in a worker process and return its record (never raises for the case)."""
     state = state or RunState()
+    limit = int(case.memory_limit_gb * 2**30) if case.memory_limit_gb else 0
+    kills0 = oom_kills()
     with tempfile.TemporaryDirectory(prefix="pinnbench-") as tmp:
         cpath, opath = Path(tmp) / "case.json", Path(tmp) / "out.json"
         cpath.write_text(json.dumps(case.to_dict()))
@@ -58,13 +124,25 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
             stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
         state.current = proc
-        timed_out = False
+        timed_out, over, peak = False, None, 0
         try:
-            _, err = proc.communicate(timeout=case.timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill(proc)
-            _, err = proc.communicate()
+            while True:
+                try:
+                    _, err = proc.communicate(timeout=POLL_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                rss = _tree_rss(proc.pid)
+                peak = max(peak, rss)
+                if limit and rss > limit:
+                    over = rss
+                elif time.perf_counter() - t0 > case.timeout_s:
+                    timed_out = True
+                else:
+                    continue
+                _kill(proc)
+                _, err = proc.communicate()
+                break
         finally:
             state.current = None
         wall = time.perf_counter() - t0
@@ -77,23 +155,40 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
     if rec is None:
         rec = {"case_id": case.case_id, "suite": case.suite, "case": case.to_dict(),
                "metrics": {}, "curve": [], "env": {}, "phase": "start"}
+    rec["case"] = case.to_dict()
     finished = rec.get("phase") == "done"
     rc = proc.returncode
-    if timed_out:
+    m = rec.setdefault("metrics", {})
+    phase = rec.get("phase")
+    if over is not None:
+        rec["status"] = "oom"
+        rec["error"] = (f"worker RSS {over / 2**30:.3g} GiB exceeded the memory limit "
+                        f"{case.memory_limit_gb:g} GB in phase {phase!r} ({_size(case, rec)}); killed")
+        m.update(oom_phase=phase, oom_rss_bytes=over, memory_limit_bytes=limit)
+    elif timed_out:
         rec["status"] = "timeout"
-        rec["error"] = f"exceeded the {case.timeout_s:g} s timeout in phase {rec.get('phase')!r}"
+        rec["error"] = f"exceeded the {case.timeout_s:g} s timeout in phase {phase!r}"
     elif not finished or rc != 0:
         if rc is not None and rc < 0:
             name = signal.Signals(-rc).name
-            rec["status"] = "error"
-            rec["error"] = f"worker killed by {name} in phase {rec.get('phase')!r}"
-            if -rc == signal.SIGKILL:
-                rec["error"] += " (the kernel OOM killer sends SIGKILL too)"
+            kills1 = oom_kills()
+            if -rc == signal.SIGKILL and kills0 is not None and kills1 is not None and kills1 > kills0:
+                rec["status"] = "oom"
+                rec["error"] = (f"worker killed by the kernel OOM killer (SIGKILL) in phase {phase!r} "
+                                f"({_size(case, rec)}; last RSS seen {peak / 2**30:.3g} GiB)")
+                m.update(oom_phase=phase, oom_rss_bytes=peak)
+            else:
+                rec["status"] = "error"
+                rec["error"] = f"worker killed by signal {name} in phase {phase!r}"
+            rec["signal"] = name
         else:
             rec["status"] = "error"
             tail = (err or "").strip().splitlines()[-1:] or ["no output"]
             rec["error"] = f"worker exited with code {rc}: {tail[0][:300]}"
+    elif rec.get("status") == "oom" and "oom_rss_bytes" not in m:
+        rec["error"] = f"{rec.get('error')} ({_size(case, rec)})"
     rec["runner"] = {"returncode": rc, "wall_s": wall, "timeout_s": case.timeout_s,
+                     "memory_limit_bytes": limit or None, "peak_rss_sampled_bytes": peak or None,
                      "stderr_tail": (err or "")[-2000:] if rec.get("status") != "ok" else "",
                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     return rec
@@ -107,39 +202,10 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def run_cases(cases: list[Case], results: Path, fresh: bool = False, progress=None) -> RunState:
-    """Run ``cases`` in order; skip those already recorded with a final status unless fresh.
+    """Run ``cases`` with the local executor (interleaved); skip final records unless fresh.
 
     ``progress(event, case, record)`` is called with event "skip", "start" or "done".
     """
-    state = RunState()
+    from bench.executors import LocalExecutor
 
-    def on_signal(signum, frame):
-        state.interrupts += 1
-        state.stop_requested = True
-        if state.interrupts > 1 and state.current is not None:
-            _kill(state.current)
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for case in cases:
-            if state.stop_requested:
-                break
-            prev = None if fresh else existing(results, case)
-            if prev is not None and prev.get("status") in store.FINAL:
-                state.done.append(prev)
-                if progress:
-                    progress("skip", case, prev)
-                continue
-            if progress:
-                progress("start", case, None)
-            rec = run_case(case, state)
-            if state.interrupts > 1:
-                break  # killed on purpose: do not record a half case
-            store.write_record(results, rec)
-            state.done.append(rec)
-            if progress:
-                progress("done", case, rec)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    return state
+    return LocalExecutor().run(cases, results, resume=not fresh, progress=progress)

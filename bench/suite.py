@@ -21,10 +21,12 @@ valid choices.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import math
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import methods
@@ -56,20 +58,22 @@ CASE_KEYS: dict[str, tuple] = {
     "target_rel_l2": ((int, float), "stop once rel. L2 reaches this"),
     "timing_samples": ((int,), "timed samples (each several steps)"),
     "precision": ((str,), "matmul precision: highest, high or default"),
+    "memory_limit_gb": ((int, float), "host memory limit of the worker (GB); above it: oom"),
 }
 SUITE_KEYS = {"description": ((str,), "one-line description"),
               "method": ((dict,), "per-method tables"),
               "matrix": ((list,), "array of override tables"),
+              "rounds": ((int,), "timing rounds: every case is run this many times, interleaved"),
               **CASE_KEYS}
 # keys a [method.NAME] table may override besides the method's own parameters
 METHOD_OVERRIDES = ("n_per_axis", "steps", "dtype", "timeout_s", "max_seconds", "eval_every",
-                    "timing_samples")
+                    "timing_samples", "memory_limit_gb")
 DTYPES = ("float32", "float64")
 PRECISIONS = ("highest", "high", "default")
 DEFAULTS = {"dim": 1, "pde_params": {}, "n_per_axis": [8], "steps": 100, "seeds": 1, "seed0": 0,
             "dtype": "float32", "timeout_s": 900.0, "eval_points": 4096, "eval_every": 0,
             "max_seconds": 0.0, "target_rel_l2": 0.0, "timing_samples": 9,
-            "precision": "highest"}
+            "precision": "highest", "memory_limit_gb": 0.0}
 POSITIVE = ("dim", "n_per_axis", "steps", "seeds", "timeout_s", "eval_points", "timing_samples")
 
 
@@ -95,15 +99,21 @@ class Case:
     target_rel_l2: float = 0.0
     timing_samples: int = 9
     precision: str = "highest"
+    #: host memory limit of the worker in GB (0: none); the runner's watchdog enforces it
+    memory_limit_gb: float = 0.0
+    #: timing round (``--rounds``): round r > 0 is a repeat of round 0, stored as its own record
+    round: int = 0
 
-    # fields that do not change what is measured
-    _NOT_HASHED = ("suite", "timeout_s")
+    # fields that do not change what is measured (``round`` is a suffix of the id instead, so
+    # ids of round 0 are those of a run without rounds)
+    _NOT_HASHED = ("suite", "timeout_s", "memory_limit_gb", "round")
 
-    @property
+    @functools.cached_property
     def case_id(self) -> str:
         d = {k: v for k, v in asdict(self).items() if k not in self._NOT_HASHED}
         h = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
-        return f"{self.pde}{self.dim}-{self.method}-n{self.n_per_axis}-s{self.seed}-{h}"
+        rnd = f"-r{self.round}" if self.round else ""
+        return f"{self.pde}{self.dim}-{self.method}-n{self.n_per_axis}-s{self.seed}-{h}{rnd}"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "case_id": self.case_id}
@@ -144,21 +154,35 @@ def resolve(name_or_path: str) -> Path:
 
 
 def load(name_or_path: str, device: str = "cpu", methods_filter: list[str] | None = None,
-         seeds: int | None = None) -> Suite:
+         seeds: int | None = None, rounds: int | None = None) -> Suite:
     path = resolve(name_or_path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise SuiteError(f"suite {path.name}: malformed TOML: {e}") from None
     except UnicodeDecodeError:
         raise SuiteError(f"suite {path.name}: not a UTF-8 text file") from None
-    return parse(raw, path.stem, path, device, methods_filter, seeds)
+    except OSError as e:
+        raise SuiteError(f"suite {path.name}: cannot read: {e.strerror or e}") from None
+    return parse(raw, path.stem, path, device, methods_filter, seeds, rounds)
+
+
+#: sanity bounds that keep a typo from expanding into millions of cases or overflowing a seed
+MAX_CASES = 10_000
+MAX_SEEDS = 1_000
+MAX_ROUNDS = 100
+MAX_DIM = 1_000_000
+MAX_SEED = 2**32 - 1  # jax.random.PRNGKey takes a uint32 seed
 
 
 def parse(raw: dict, name: str, path: Path | None = None, device: str = "cpu",
-          methods_filter: list[str] | None = None, seeds: int | None = None) -> Suite:
+          methods_filter: list[str] | None = None, seeds: int | None = None,
+          rounds: int | None = None) -> Suite:
     where = f"suite {name}"
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{where}: the top level must be a table of keys")
     _check_keys(raw, SUITE_KEYS, where)
+    _check_method_tables(raw.get("method", {}), where)
     matrix = raw.get("matrix", [{}])
     if not isinstance(matrix, list) or not matrix or not all(isinstance(m, dict) for m in matrix):
         raise SuiteError(f"{where}: 'matrix' must be a non-empty array of tables ([[matrix]])")
@@ -166,11 +190,12 @@ def parse(raw: dict, name: str, path: Path | None = None, device: str = "cpu",
     for i, entry in enumerate(matrix):
         w = f"{where} matrix[{i}]" if "matrix" in raw else where
         _check_keys(entry, {**CASE_KEYS, "method": SUITE_KEYS["method"]}, w)
+        _check_method_tables(entry.get("method", {}), w)
         cfg = {**DEFAULTS, **{k: v for k, v in raw.items() if k in CASE_KEYS}, **entry}
         mtables = {**raw.get("method", {})}
         for mname, tbl in entry.get("method", {}).items():
             mtables[mname] = {**mtables.get(mname, {}), **tbl}
-        cases += _expand(cfg, mtables, name, w, device)
+        cases += _expand(cfg, mtables, name, w, device, limit=MAX_CASES - len(cases))
     if methods_filter:
         present = list(dict.fromkeys(c.method for c in cases))
         for m in methods_filter:
@@ -180,28 +205,59 @@ def parse(raw: dict, name: str, path: Path | None = None, device: str = "cpu",
                 )
         cases = [c for c in cases if c.method in methods_filter]
     if seeds is not None:
-        if seeds < 1:
-            raise SuiteError(f"--seeds must be a positive integer, got {seeds}")
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+            raise SuiteError(f"--seeds must be an integer from 1 to {MAX_SEEDS}, got {seeds!r}")
         cases = _reseed(cases, seeds)
+    n_rounds = raw.get("rounds", 1) if rounds is None else rounds
+    if isinstance(n_rounds, bool) or not isinstance(n_rounds, int) or not 1 <= n_rounds <= MAX_ROUNDS:
+        what = "rounds" if rounds is None else "--rounds"
+        raise SuiteError(f"{where}: {what} = {n_rounds!r} must be an integer from 1 to {MAX_ROUNDS}")
+    if len(cases) * n_rounds > MAX_CASES:
+        raise SuiteError(f"{where}: {len(cases)} cases x {n_rounds} rounds is more than "
+                         f"{MAX_CASES} cases; split the suite")
+    cases = [replace(c, round=r) for r in range(n_rounds) for c in cases]
     if not cases:
         raise SuiteError(f"{where} expands to zero cases")
+    seen: set[str] = set()
+    for c in cases:
+        if c.case_id in seen:
+            raise SuiteError(f"{where}: case {c.case_id} appears twice (a repeated value in "
+                             "dim, methods, n_per_axis or overlapping [[matrix]] entries)")
+        seen.add(c.case_id)
     return Suite(name, str(raw.get("description", "")), path or Path(name), cases)
 
 
 def _reseed(cases: list[Case], k: int) -> list[Case]:
-    from dataclasses import replace
-
+    if not cases:
+        return cases
     seed0 = min(c.seed for c in cases)
+    if seed0 + k - 1 > MAX_SEED:
+        raise SuiteError(f"--seeds {k}: seeds from {seed0} would exceed {MAX_SEED}")
     base: dict[str, Case] = {}
     for c in cases:
         b = replace(c, seed=seed0)
         base.setdefault(b.case_id, b)
+    if len(base) * k > MAX_CASES:
+        raise SuiteError(f"--seeds {k}: {len(base)} cases x {k} seeds is more than {MAX_CASES} "
+                         "cases; split the suite")
     return [replace(c, seed=seed0 + s) for c in base.values() for s in range(k)]
 
 
 def _type_name(types) -> str:
     names = {int: "integer", float: "number", str: "string", list: "array", dict: "table"}
     return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _check_value(where: str, key: str, v) -> None:
+    """Numbers anywhere in a suite must be finite (TOML allows nan and inf)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        raise SuiteError(f"{where}: key {key!r} = {v!r} must be a finite number")
+    if isinstance(v, list):
+        for x in v:
+            _check_value(where, key, x)
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            _check_value(where, f"{key}.{k}", x)
 
 
 def _check_keys(tbl: dict, allowed: dict, where: str) -> None:
@@ -212,7 +268,25 @@ def _check_keys(tbl: dict, allowed: dict, where: str) -> None:
             )
         types = allowed[k][0]
         if isinstance(v, bool) or not isinstance(v, types):
-            raise SuiteError(f"{where}: key {k!r} = {v!r} must be {_type_name(types)}")
+            raise SuiteError(f"{where}: key {k!r} = {_short(v)} must be {_type_name(types)}")
+        _check_value(where, k, v)
+
+
+def _check_method_tables(tables: dict, where: str) -> None:
+    for mname, tbl in tables.items():
+        if mname not in methods.REGISTRY:
+            raise SuiteError(
+                f"{where}: [method.{mname}]: unknown method {mname!r} "
+                f"(valid: {', '.join(methods.REGISTRY.names())})"
+            )
+        if not isinstance(tbl, dict):
+            raise SuiteError(f"{where}: 'method.{mname}' = {_short(tbl)} must be a table")
+        _check_value(where, f"method.{mname}", tbl)
+
+
+def _short(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 def _as_list(v, key: str, where: str, kind=int) -> list:
@@ -221,7 +295,7 @@ def _as_list(v, key: str, where: str, kind=int) -> list:
         raise SuiteError(f"{where}: key {key!r} is an empty list")
     for x in vals:
         if isinstance(x, bool) or not isinstance(x, kind):
-            raise SuiteError(f"{where}: key {key!r} has {x!r}; expected {_type_name((kind,))}s")
+            raise SuiteError(f"{where}: key {key!r} has {_short(x)}; expected {_type_name((kind,))}s")
     return vals
 
 
@@ -231,7 +305,35 @@ def _check_positive(key: str, v, where: str) -> None:
             raise SuiteError(f"{where}: key {key!r} = {x!r} must be positive")
 
 
-def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str) -> list[Case]:
+def _check_case_values(c: dict, where: str) -> None:
+    """Ranges of the case keys (types were checked by _check_keys)."""
+    for k in POSITIVE:
+        _check_positive(k, c[k], where)
+    for k in ("max_seconds", "target_rel_l2", "eval_every", "seed0", "memory_limit_gb"):
+        if c[k] < 0:
+            raise SuiteError(f"{where}: key {k!r} = {c[k]!r} must not be negative")
+    if not 1 <= c["seeds"] <= MAX_SEEDS:
+        raise SuiteError(f"{where}: key 'seeds' = {c['seeds']!r} must be from 1 to {MAX_SEEDS}")
+    if c["seed0"] + c["seeds"] - 1 > MAX_SEED:
+        raise SuiteError(f"{where}: seeds from seed0 = {c['seed0']} would exceed {MAX_SEED}")
+    for d in c["dim"] if isinstance(c["dim"], list) else [c["dim"]]:
+        if d > MAX_DIM:
+            raise SuiteError(f"{where}: key 'dim' = {d} is more than {MAX_DIM}")
+    if c["dtype"] not in DTYPES:
+        raise SuiteError(f"{where}: dtype {c['dtype']!r} is not valid (valid: {', '.join(DTYPES)})")
+    if c["precision"] not in PRECISIONS:
+        raise SuiteError(
+            f"{where}: precision {c['precision']!r} is not valid (valid: {', '.join(PRECISIONS)})"
+        )
+
+
+#: what a PDE or method constructor may raise for a bad parameter value (a float() of a
+#: string, a comparison of a list with a number, ...): reported as a SuiteError
+_BAD_PARAM = (ValueError, TypeError, OverflowError, ArithmeticError, KeyError, IndexError)
+
+
+def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
+            limit: int = MAX_CASES) -> list[Case]:
     if "pde" not in cfg:
         raise SuiteError(f"{where}: missing key 'pde' (valid: {', '.join(pdes.REGISTRY.names())})")
     if "methods" not in cfg:
@@ -242,31 +344,15 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str) -> li
         raise SuiteError(f"{where}: {e}") from None
     dims = _as_list(cfg["dim"], "dim", where)
     mnames = _as_list(cfg["methods"], "methods", where, str)
-    for k in POSITIVE:
-        _check_positive(k, cfg[k], where)
-    for k in ("max_seconds", "target_rel_l2", "eval_every", "seed0"):
-        if cfg[k] < 0:
-            raise SuiteError(f"{where}: key {k!r} = {cfg[k]!r} must not be negative")
-    if cfg["dtype"] not in DTYPES:
-        raise SuiteError(f"{where}: dtype {cfg['dtype']!r} is not valid (valid: {', '.join(DTYPES)})")
-    if cfg["precision"] not in PRECISIONS:
-        raise SuiteError(
-            f"{where}: precision {cfg['precision']!r} is not valid (valid: {', '.join(PRECISIONS)})"
-        )
-    for mname in mtables:
-        if mname not in methods.REGISTRY:
-            raise SuiteError(
-                f"{where}: [method.{mname}]: unknown method {mname!r} "
-                f"(valid: {', '.join(methods.REGISTRY.names())})"
-            )
-        if not isinstance(mtables[mname], dict):
-            raise SuiteError(f"{where}: 'method.{mname}' must be a table")
+    _as_list(cfg["n_per_axis"], "n_per_axis", where)
+    _check_case_values(cfg, where)
     cases = []
     for dim in dims:
         try:
             pde = pde_cls(dim, **cfg["pde_params"])
-        except ValueError as e:
-            raise SuiteError(f"{where}: {e}") from None
+        except _BAD_PARAM as e:
+            raise SuiteError(f"{where}: pde_params {_short(cfg['pde_params'])}: "
+                             f"{type(e).__name__}: {e}") from None
         for mname in mnames:
             try:
                 mcls = methods.get(mname)
@@ -279,17 +365,16 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str) -> li
             over = {k: tbl.pop(k) for k in METHOD_OVERRIDES if k in tbl}
             mw = f"{where} [method.{mname}]"
             _check_keys(over, CASE_KEYS, mw)
-            for k, v in over.items():
-                _check_positive(k, v, mw)
             try:
-                mparams = mcls.resolve_params(tbl)
-            except ValueError as e:
+                mcls.resolve_params(tbl)
+            except _BAD_PARAM as e:
                 raise SuiteError(f"{mw}: {e}") from None
             mparams = {k: v for k, v in tbl.items()}  # store only what the suite set
             c = {**cfg, **over}
-            if c["dtype"] not in DTYPES:
-                raise SuiteError(f"{mw}: dtype {c['dtype']!r} is not valid (valid: {', '.join(DTYPES)})")
+            _check_case_values(c, mw)
             for n in _as_list(c["n_per_axis"], "n_per_axis", mw):
+                if len(cases) + c["seeds"] > limit:
+                    raise SuiteError(f"{where} expands to more than {MAX_CASES} cases; split the suite")
                 for s in range(c["seeds"]):
                     cases.append(Case(
                         suite=suite, pde=cfg["pde"], dim=dim, method=mname, n_per_axis=n,
@@ -299,5 +384,6 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str) -> li
                         eval_every=c["eval_every"], max_seconds=float(c["max_seconds"]),
                         target_rel_l2=float(c["target_rel_l2"]),
                         timing_samples=c["timing_samples"], precision=c["precision"],
+                        memory_limit_gb=float(c["memory_limit_gb"]),
                     ))
     return cases

@@ -56,7 +56,8 @@ def _inject(case_id: str, phase: str) -> None:
     """Test-only fault injection: PINNBENCH_INJECT="action@substring[,...]".
 
     Actions: ``kill`` (SIGKILL self after compiling), ``hang`` (sleep after compiling, for
-    timeouts), ``raise`` (an exception after compiling).
+    timeouts), ``raise`` (an exception after compiling), a signal name such as ``SIGSEGV``
+    (send it to self after compiling).
     """
     spec = os.environ.get("PINNBENCH_INJECT", "")
     for item in filter(None, spec.split(",")):
@@ -68,6 +69,8 @@ def _inject(case_id: str, phase: str) -> None:
                 time.sleep(3600)
             elif action == "raise":
                 raise RuntimeError("injected failure")
+            elif action.startswith("SIG") and hasattr(signal, action):
+                os.kill(os.getpid(), getattr(signal, action))
 
 
 def setup_platform(case: Case) -> dict:
@@ -149,6 +152,11 @@ def run_jax(case: Case, rec: dict, checkpoint) -> None:
     device = jax.devices()[0]
     limit = mmem.jax_device_peak(device)["device_limit_bytes"] if on_gpu else None
     avail = limit if limit else mmem.available_host_bytes()
+    if case.memory_limit_gb and not on_gpu:  # the runner's watchdog kills the worker above it
+        import psutil
+
+        headroom = int(case.memory_limit_gb * 2**30) - psutil.Process().memory_info().rss
+        avail = max(0, min(avail or headroom, headroom))
     need = m.get("xla_total_bytes")
     m["memory_available_bytes"] = avail
     if need and avail and need > avail:
@@ -267,13 +275,51 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     m.update(steps_done=done, train_s=train_s, final_loss=loss, stop_reason=stop or "steps")
     m.update({f"final_{k}": float(v) for k, v in metrics.items() if k != "loss"})
     if stop == "nan":
-        m["nan_step"] = done
-        rec["status"], rec["error"] = "nan", f"loss became {loss} at step {done}"
+        # the schedule of the timed run: step 1 and step 2 alone, then chunks of K steps,
+        # each chunk preceded by the resampling check
+        plan = [(1, False)] + ([(1, False)] if "second_step_s" in m else [])
+        while sum(k for k, _ in plan) < case.steps:
+            plan.append((min(K, case.steps - sum(k for k, _ in plan)), True))
+        exact = _locate_nan(jax, compiled, init, sample, k_init, k_sample, plan, resample_every, done)
+        m["nan_step"] = exact or done
+        m["nan_step_exact"] = exact is not None
+        m["nan_detected_at_step"] = done
+        rec["status"], rec["error"] = "nan", f"loss became {loss} at step {m['nan_step']}"
         return
     m.update(evaluate(state))
     if case.target_rel_l2 and m.get("time_to_target_s") is None and m["rel_l2"] <= case.target_rel_l2:
         m["time_to_target_s"], m["steps_to_target"] = train_s, done
     rec["status"], rec["error"] = "ok", None
+
+
+#: longest run that is replayed step by step to find the first non-finite loss
+NAN_REPLAY_MAX_STEPS = 20_000
+
+
+def _locate_nan(jax, compiled, init, sample, k_init, k_sample, plan, resample_every, upto):
+    """``plan``: (steps, resampling checked before them) per call group of the timed run.
+
+    The first step whose loss is not finite, by replaying the (deterministic) training
+    from the start one synchronised step at a time, with the same batches as the timed run
+    (which only looks at the loss at chunk ends). None if the replay does not reproduce it
+    (a non-deterministic GPU reduction) or the run is too long to replay."""
+    if upto > NAN_REPLAY_MAX_STEPS:
+        return None
+    state = init(k_init)
+    batch = sample(k_sample)
+    done, last_draw = 0, 0
+    for k, may_resample in plan:
+        if may_resample and resample_every and done - last_draw >= resample_every:
+            batch = sample(jax.random.fold_in(k_sample, done))
+            last_draw = done
+        for _ in range(k):
+            state, metrics = compiled(state, batch)
+            done += 1
+            if not math.isfinite(float(metrics["loss"])):
+                return done
+            if done >= upto:
+                return None
+    return None
 
 
 RUNNERS = {"jax": run_jax}
@@ -308,6 +354,9 @@ def run(case: Case, out: Path) -> dict:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from bench.runner import die_with_parent
+
+    die_with_parent()
     case = Case.from_dict(json.loads(Path(argv[0]).read_text()))
     run(case, Path(argv[1]))
     return 0

@@ -1,0 +1,65 @@
+"""Budgets (steps, wall clock, target error), the exact NaN step, and the runner's record.
+
+The budget tests run the worker in-process (``bench.worker.run``): the same code path as a
+worker process, without paying a JAX start per case.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import worker
+from bench.suite import Case
+
+TINY = dict(suite="t", pde="heat", dim=1, n_per_axis=4, seed=0, eval_points=32,
+            method_params={"width": 8, "depth": 2})
+
+
+def _run(tmp_path: Path, **kw) -> dict:
+    case = Case(**{**TINY, "method": "pinn", **kw})
+    return worker.run(case, tmp_path / f"{case.case_id}.json")
+
+
+def test_step_budget(tmp_path):
+    r = _run(tmp_path, steps=7, timing_samples=3)
+    m = r["metrics"]
+    assert r["status"] == "ok" and m["stop_reason"] == "steps"
+    assert m["steps_done"] == 7 == r["curve"][-1]["step"]
+    assert m.get("time_to_target_s") is None
+
+
+def test_wall_clock_budget_stops_after_first_chunk(tmp_path):
+    r = _run(tmp_path, steps=10, timing_samples=5, max_seconds=1e-9)
+    m = r["metrics"]
+    assert r["status"] == "ok" and m["stop_reason"] == "max_seconds"
+    # steps 1 and 2, one timed chunk of steps_per_sample steps, then the budget is spent
+    assert m["steps_done"] == 2 + m["steps_per_sample"] < 10  # steps 1 and 2 run alone
+    assert m["train_s"] >= 1e-9
+
+
+def test_target_error_records_time_to_target(tmp_path):
+    ref = _run(tmp_path, steps=6, timing_samples=3)
+    first_eval = next(p for p in ref["curve"] if p["step"] > 1 and "rel_l2" in p)
+    # a target that the first evaluated chunk already meets (its error, from the plain run)
+    r = _run(tmp_path, steps=6, timing_samples=3, target_rel_l2=first_eval["rel_l2"] * (1 + 1e-6))
+    m = r["metrics"]
+    assert r["status"] == "ok" and m["stop_reason"] == "target"
+    assert m["steps_to_target"] == first_eval["step"]
+    assert 0 < m["time_to_target_s"] == pytest.approx(m["train_s"])
+    # without a target (the reference run) no time-to-target is invented
+    assert ref["metrics"]["stop_reason"] == "steps" and ref["metrics"].get("time_to_target_s") is None
+
+
+def test_nan_step_is_the_step_it_appeared(tmp_path):
+    bad = {"width": 8, "depth": 2, "lr": 1e30}
+    chunked = _run(tmp_path, steps=10, timing_samples=2, method_params=bad)
+    stepwise = _run(tmp_path, steps=10, timing_samples=10, method_params=bad)  # 1-step chunks
+    for r in (chunked, stepwise):
+        assert r["status"] == "nan" and r["metrics"]["nan_step_exact"]
+    # the step-by-step run sees the loss after every step: its detection step is the truth
+    assert stepwise["metrics"]["steps_per_sample"] == 1
+    assert stepwise["metrics"]["nan_detected_at_step"] == stepwise["metrics"]["nan_step"]
+    assert chunked["metrics"]["nan_step"] == stepwise["metrics"]["nan_step"]
+    assert chunked["metrics"]["nan_detected_at_step"] >= chunked["metrics"]["nan_step"]
