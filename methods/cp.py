@@ -28,6 +28,7 @@ import math
 import numbers
 
 import jax.numpy as jnp
+import numpy as np
 
 
 class Unsupported(ValueError):
@@ -224,7 +225,7 @@ class CP:
 
 
 class Grid:
-    """The tensor grid: per-axis sizes, weights (summing to 1 on each axis), dtype, Gram cache."""
+    """The tensor grid: per-axis sizes, weights (summing to 1 on each axis), dtype."""
 
     def __init__(self, sizes, weights, dtype, names=None, max_degree: int = 2):
         self.sizes = [int(n) for n in sizes]
@@ -232,7 +233,6 @@ class Grid:
         self.dtype = dtype
         self.names = names or [f"axis{a}" for a in range(len(self.sizes))]
         self.max_degree = int(max_degree)
-        self._gram: dict = {}
 
     @property
     def n_axes(self) -> int:
@@ -255,42 +255,42 @@ class Grid:
         r = factors[0].shape[1]
         return CP(self, [Term(jnp.ones((r,), self.dtype), factors, degree)])
 
-    def _wmean(self, a: int, f):
-        """Weighted column means q_a^T f, (r,)."""
-        w = self.weights[a]
-        return f.mean(0) if w is None else w @ f
-
-    def gram(self, a: int, f, g):
-        """F^T diag(q_a) G for factors on axis a (None = ones), cached per pair of arrays."""
-        key = (a, id(f), id(g))
-        if key in self._gram:
-            return self._gram[key][1]
-        if (a, id(g), id(f)) in self._gram:
-            return self._gram[(a, id(g), id(f))][1].T
-        if f is None and g is None:
-            out = jnp.ones((1, 1), self.dtype)
-        elif f is None:
-            out = self._wmean(a, g)[None, :]
-        elif g is None:
-            out = self._wmean(a, f)[:, None]
-        else:
-            w = self.weights[a]
-            fw = f / f.shape[0] if w is None else f * w[:, None]
-            out = fw.T @ g
-        self._gram[key] = ((f, g), out)  # keep f, g alive so their ids stay unique
-        return out
-
     def inner(self, x: CP, y: CP):
-        """Weighted mean of the elementwise product x * y over the grid."""
-        total = 0.0
-        for s in x.terms:
-            for t in y.terms:
-                h = None
-                for a in range(self.n_axes):
-                    g = self.gram(a, s.factors[a], t.factors[a])
-                    h = g if h is None else h * g
-                total = total + s.coef @ (h @ t.coef)
-        return total
+        """Weighted mean of the elementwise product x * y over the grid, without the grid.
+
+        Per axis, the distinct factor blocks of both tensors (by identity: the same network
+        features reused by several terms count once; None = a ones column) are stacked into
+        U_a (N_a, R_u) and one Gram G_a = U_a^T diag(q_a) U_a is formed; the (R_x, R_y) Gram of
+        the two tensors is a gather of it. The result is c_x^T (Hadamard_a G_a[ix, iy]) c_y.
+        """
+        hadamard = None
+        for a in range(self.n_axes):
+            blocks, offsets, width = [], {}, 0
+
+            def cols(term):
+                nonlocal width
+                f = term.factors[a]
+                k = id(f)
+                if k not in offsets:
+                    offsets[k] = width
+                    blocks.append(f)
+                    width += 1 if f is None else f.shape[1]
+                o = offsets[k]
+                return [o] * term.rank if f is None else list(range(o, o + term.rank))
+
+            ix = [i for t in x.terms for i in cols(t)]
+            iy = [i for t in y.terms for i in cols(t)]
+            n = self.sizes[a]
+            U = jnp.concatenate([jnp.ones((n, 1), self.dtype) if f is None else f for f in blocks],
+                                axis=1)
+            w = self.weights[a]
+            Uw = U / n if w is None else U * w[:, None]
+            G = Uw.T @ U
+            g = G[np.asarray(ix)][:, np.asarray(iy)]
+            hadamard = g if hadamard is None else hadamard * g
+        cx = jnp.concatenate([t.coef for t in x.terms])
+        cy = jnp.concatenate([t.coef for t in y.terms])
+        return cx @ (hadamard @ cy)
 
 
 class CPNamespace:
