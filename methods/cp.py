@@ -84,7 +84,7 @@ class CP:
     the rank-R^2 Khatri-Rao factors.
     """
 
-    __array_priority__ = 1000  # make numpy defer to our reflected operators
+    __array_ufunc__ = None  # numpy scalars and arrays defer to our reflected operators
 
     def __init__(self, grid: "Grid", terms=None, pair=None):
         self.grid, self._terms, self._pair = grid, terms, pair

@@ -240,3 +240,10 @@ def test_predict_matches_spinn():
     state = L.init(jax.random.PRNGKey(0))
     pts = jax.random.uniform(jax.random.PRNGKey(2), (9, 3), jnp.float64)
     np.testing.assert_allclose(L.predict(state, pts), S.predict(state, pts), rtol=1e-14)
+
+
+def test_klein_gordon_equal_grid_loss():
+    """The registry's Klein-Gordon (u_tt - Lap(u) + u^2 = f, SPINN S3), once it is on main."""
+    if "klein-gordon" not in pdes.REGISTRY:
+        pytest.skip("klein-gordon is not registered in this checkout")
+    _check_equal(pdes.build("klein-gordon", 2), n=4)
