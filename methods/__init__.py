@@ -10,10 +10,12 @@ from pdes import Registry
 from .base import Method
 from .pinn import Pinn
 from .spinn import Spinn
+from .spinn_lowrank import SpinnLowrank
 
 REGISTRY = Registry("method")
 REGISTRY.add("pinn", Pinn)
 REGISTRY.add("spinn", Spinn)
+REGISTRY.add("spinn-lowrank", SpinnLowrank)
 
 
 def get(name: str) -> type[Method]:
