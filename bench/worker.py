@@ -215,7 +215,8 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     loss = float(metrics["loss"])
     if not math.isfinite(loss):
         stop = "nan"
-    rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **evaluate(state)})
+    rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **_extras(M, metrics),
+                         **evaluate(state)})
     for k in plan if stop is None else []:
         if resample_every and done - last_draw >= resample_every:
             batch = jax.block_until_ready(sample(jax.random.fold_in(k_sample, done)))
@@ -232,7 +233,7 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
         if not math.isfinite(loss):
             stop = "nan"
             break
-        point = {"step": done, "train_s": train_s, "loss": loss}
+        point = {"step": done, "train_s": train_s, "loss": loss, **_extras(M, metrics)}
         if case.eval_every == 0 or done % case.eval_every < k or done == case.steps:
             point.update(evaluate(state))
         rec["curve"].append(point)
@@ -242,6 +243,9 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
             break
         if case.max_seconds and train_s >= case.max_seconds:
             stop = "max_seconds"
+            break
+        if float(metrics.get("stop", 0.0)) > 0:  # the method's own stop rule (causal schedule)
+            stop = "method"
             break
     m.update(summarize(samples))
     m["step_ms_samples"] = samples
@@ -255,6 +259,11 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     if case.target_rel_l2 and m.get("time_to_target_s") is None and m["rel_l2"] <= case.target_rel_l2:
         m["time_to_target_s"], m["steps_to_target"] = train_s, done
     rec["status"], rec["error"] = "ok", None
+
+
+def _extras(M, metrics) -> dict:
+    """Step metrics a method asks to keep on the curve (``curve_keys``, e.g. causal min_w)."""
+    return {k: float(metrics[k]) for k in getattr(M, "curve_keys", ()) if k in metrics}
 
 
 RUNNERS = {"jax": run_jax}

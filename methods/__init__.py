@@ -8,12 +8,15 @@ from __future__ import annotations
 from pdes import Registry
 
 from .base import Method
+from .causal import CausalPinn, SpinnCausal
 from .pinn import Pinn
 from .spinn import Spinn
 
 REGISTRY = Registry("method")
 REGISTRY.add("pinn", Pinn)
 REGISTRY.add("spinn", Spinn)
+REGISTRY.add("causal", CausalPinn)
+REGISTRY.add("spinn-causal", SpinnCausal)
 
 
 def get(name: str) -> type[Method]:

@@ -5,11 +5,15 @@ Adding a PDE: write a module with a `PDE` subclass and add one line below.
 
 from __future__ import annotations
 
+from .advection import Advection
+from .allen_cahn import AllenCahn
 from .base import PDE, Condition, Fields, Registry, SeparableTerm, UnknownName, as_tuple
 from .heat import Heat
 
 REGISTRY = Registry("PDE")
 REGISTRY.add("heat", Heat)
+REGISTRY.add("advection", Advection)
+REGISTRY.add("allen_cahn", AllenCahn)
 
 
 def get(name: str) -> type[PDE]:
