@@ -77,11 +77,15 @@ def causal_weights(slice_losses, eps, offset=0.0):
 
     The running sum is made monotone with ``cummax`` so that w stays non-increasing in i even
     if a parallel-prefix ``cumsum`` rounds differently between neighbours (L_k >= 0, so
-    this changes nothing in exact arithmetic).
+    this changes nothing in exact arithmetic). w is floored at the dtype's smallest normal
+    number, so it stays in (0, 1].
     """
     L = jax.lax.stop_gradient(slice_losses)
     s = jax.lax.cummax(exclusive_cumsum(L) + jax.lax.stop_gradient(offset), axis=0)
-    return jnp.exp(-eps * s)
+    # floor at the smallest normal number: exp(-eps * s) underflows to 0 in float32 for
+    # eps * s > ~87; the floor keeps w in (0, 1] (and log(min w) finite on the curves) while
+    # such a slice still contributes nothing measurable
+    return jnp.maximum(jnp.exp(-eps * s), jnp.finfo(s.dtype).tiny)
 
 
 def condition_terms(pde, cond_fields) -> dict:

@@ -29,10 +29,13 @@ class Advection(PDE):
     periodic_axes = (1,)
 
     def setup(self):
+        for k, v in self.params.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"advection parameter {k} = {v!r} must be a number")
         self.c = float(self.params["c"])
         self.t_end = float(self.params["t_end"])
         if not self.t_end > 0:
-            raise ValueError(f"t_end must be positive, got {self.params['t_end']!r}")
+            raise ValueError(f"advection parameter t_end = {self.t_end!r} must be positive")
 
     def bounds(self):
         return [(0.0, self.t_end), (0.0, 2.0 * math.pi)]

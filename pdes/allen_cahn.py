@@ -32,10 +32,13 @@ class AllenCahn(PDE):
     periodic_axes = (1,)
 
     def setup(self):
+        for k, v in self.params.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"allen_cahn parameter {k} = {v!r} must be a number")
         self.nu = float(self.params["nu"])
         self.r = float(self.params["r"])
         if not self.nu > 0:
-            raise ValueError(f"nu must be positive, got {self.params['nu']!r}")
+            raise ValueError(f"allen_cahn parameter nu = {self.nu!r} must be positive")
 
     def bounds(self):
         return [(0.0, 1.0), (-1.0, 1.0)]
