@@ -12,7 +12,7 @@ closed-form u0; the worker's random evaluation points are scored against the int
 
 Periodicity: ``periodic_axes = (1,)``. Methods with a periodic input embedding drop the
 x-boundary terms; the others get Dirichlet data u(t, +-1) = the reference boundary value (it
-stays within 3e-3 of -1, the stable state, for all t).
+stays within about 3e-3 of -1, the stable state, for all t).
 """
 
 from __future__ import annotations

@@ -178,15 +178,15 @@ def test_schedule_advances_when_min_w_passes_and_stops_at_the_end():
     assert int(st2["causal"]["step"]) == int(state["causal"]["step"]) == 6
 
 
-def test_schedule_holds_eps_until_min_w_passes():
+def test_schedule_holds_eps_until_min_w_passes_or_the_step_limit():
     pde = pdes.build("advection", 1)
-    m = CausalPinn(pde, 4, {**SMALL, "eps": [10.0, 100.0], "tol": 1.0, "check_every": 1})
-    _, mets = _run(m, 4)
-    assert all(x["eps"] == 10.0 and x["min_w"] < 1.0 and x["stop"] == 0.0 for x in mets)
-    forced = CausalPinn(pde, 4, {**SMALL, "eps": [10.0, 100.0], "tol": 1.0,
-                                 "max_steps_per_eps": 3})
-    _, mets = _run(forced, 5)
-    assert [x["eps"] for x in mets] == [10.0, 10.0, 10.0, 100.0, 100.0]
+    # tol = 1 can never pass (min w < 1 while the residual is non-zero): eps is held until the
+    # per-eps step limit forces the move, and the last eps is kept without a stop
+    m = CausalPinn(pde, 4, {**SMALL, "eps": [10.0, 100.0], "tol": 1.0, "check_every": 1,
+                            "max_steps_per_eps": 3, "stop": "schedule_end"})
+    _, mets = _run(m, 6)
+    assert [x["eps"] for x in mets] == [10.0] * 3 + [100.0] * 3
+    assert all(x["min_w"] < 1.0 and x["stop"] == 0.0 for x in mets)
 
 
 # -- periodic embedding, PDE, registry, validation ----------------------------------------------
