@@ -58,8 +58,13 @@ def test_weights_on_a_real_network_both_variants():
     mb = CausalPinn(pde, 8, {**SMALL, "eps": [1.0], "variant": "b", "ic_weight": 10.0})
     params = ma.init(jax.random.PRNGKey(0))["params"]
     batch = ma.sample(jax.random.PRNGKey(1))
-    sl, cond = ma.slice_losses(params, batch)
-    (_, (_, wa)), (_, (_, wb)) = ma.loss(params, batch, 1.0), mb.loss(params, batch, 1.0)
+
+    @jax.jit  # one compiled call instead of hundreds of eagerly dispatched ops
+    def both(params, batch):
+        return ma.slice_losses(params, batch), ma.loss(params, batch, 1.0)[1][1], \
+            mb.loss(params, batch, 1.0)[1][1]
+
+    (sl, cond), wa, wb = both(params, batch)
     wa, wb, sl = np.asarray(wa), np.asarray(wb), np.asarray(sl)
     assert wa.shape == (8,) and wa[0] == 1.0
     for w in (wa, wb):
@@ -96,8 +101,8 @@ def test_eps_zero_is_the_vanilla_pinn_loss(x64, layout):
     params = c.init(jax.random.PRNGKey(0))["params"]
     batch = c.sample(jax.random.PRNGKey(1))
     assert batch["interior"].dtype == jnp.float64
-    (lc, (tc, w)), gc = jax.value_and_grad(c.loss, has_aux=True)(params, batch, 0.0)
-    (lp, tp), gp = jax.value_and_grad(p.loss, has_aux=True)(params, batch)
+    (lc, (tc, w)), gc = jax.jit(jax.value_and_grad(c.loss, has_aux=True))(params, batch, 0.0)
+    (lp, tp), gp = jax.jit(jax.value_and_grad(p.loss, has_aux=True))(params, batch)
     assert np.all(np.asarray(w) == 1.0)
     np.testing.assert_allclose(float(lc), float(lp), rtol=1e-13)
     for k in tp:
@@ -112,8 +117,8 @@ def test_eps_zero_is_the_vanilla_spinn_loss(x64):
     s = Spinn(pde, 8, prm, dtype="float64")
     params = c.init(jax.random.PRNGKey(0))["params"]
     batch = c.sample(jax.random.PRNGKey(1))
-    lc = c.loss(params, batch, 0.0)[0]
-    lp = s.loss(params, batch)[0]
+    lc = jax.jit(c.loss)(params, batch, 0.0)[0]
+    lp = jax.jit(s.loss)(params, batch)[0]
     np.testing.assert_allclose(float(lc), float(lp), rtol=1e-13)
 
 
@@ -125,10 +130,10 @@ def test_gradient_is_the_frozen_weight_gradient(x64, variant):
                    dtype="float64")
     params = m.init(jax.random.PRNGKey(0))["params"]
     batch = m.sample(jax.random.PRNGKey(1))
-    grad = jax.grad(lambda p: m.loss(p, batch, eps)[0])(params)
+    grad = jax.jit(jax.grad(lambda p: m.loss(p, batch, eps)[0]))(params)
 
     # independent: weights computed once in numpy from the slice losses, then held fixed
-    sl0, cond0 = m.slice_losses(params, batch)
+    sl0, cond0 = jax.jit(m.slice_losses)(params, batch)
     off = 2.0 * float(cond0["ic"]) if variant == "b" else 0.0
     w0 = np.exp(-eps * (off + np.concatenate([[0.0], np.cumsum(np.asarray(sl0))[:-1]])))
 
@@ -136,7 +141,7 @@ def test_gradient_is_the_frozen_weight_gradient(x64, variant):
         sl, cond = m.slice_losses(p, batch)
         return jnp.mean(jnp.asarray(w0) * sl) + 2.0 * cond["ic"] + cond.get("bc", 0.0)
 
-    _tree_close(grad, jax.grad(frozen)(params), rtol=1e-9, atol=1e-13)
+    _tree_close(grad, jax.jit(jax.grad(frozen))(params), rtol=1e-9, atol=1e-13)
 
     # the test can fail: letting the gradient flow through the weights changes it
     def unfrozen(p):
@@ -145,7 +150,7 @@ def test_gradient_is_the_frozen_weight_gradient(x64, variant):
         s = jnp.concatenate([jnp.zeros(1), jnp.cumsum(sl)[:-1]])
         return jnp.mean(jnp.exp(-eps * (o + s)) * sl) + 2.0 * cond["ic"] + cond.get("bc", 0.0)
 
-    assert _tree_maxdiff(grad, jax.grad(unfrozen)(params)) > 1e-4
+    assert _tree_maxdiff(grad, jax.jit(jax.grad(unfrozen))(params)) > 1e-4
 
 
 # -- the eps schedule and the stop rule ---------------------------------------------------------
@@ -254,7 +259,11 @@ def test_worker_records_min_w_on_the_curve_and_honours_the_stop_rule(tmp_path):
                 steps=40, timing_samples=8, eval_points=64,
                 method_params={**SMALL, "eps": [1e-3, 1e-2], "tol": 1e-6, "check_every": 5,
                                "stop": "schedule_end"})
-    rec = worker.run(case, tmp_path / "r.json")
+    prec = jax.config.jax_default_matmul_precision
+    try:
+        rec = worker.run(case, tmp_path / "r.json")  # in-process: no second JAX start-up
+    finally:
+        jax.config.update("jax_default_matmul_precision", prec)
     assert rec["status"] == "ok", rec.get("error")
     assert rec["metrics"]["stop_reason"] == "method"
     assert rec["metrics"]["steps_done"] < 40
