@@ -98,7 +98,8 @@ def cmd_list(args) -> int:
 def cmd_run(args) -> int:
     from dataclasses import replace
 
-    from bench import runner, suite as msuite
+    from bench import runner
+    from bench import suite as msuite
 
     if args.seeds is not None and args.seeds < 1:
         raise BenchError(f"--seeds must be a positive integer, got {args.seeds}")
@@ -190,7 +191,8 @@ def summary_table(records: list[dict]):
         anyv = lambda c: (g[c].dropna().median() if c in g and g[c].notna().any() else None)  # noqa: E731
         flops = anyv("flops_per_step")
         statuses = ",".join(sorted(set(g.status)))
-        t.add_row(f"{k[0]}{k[1]}", str(k[2]), str(k[3]), str(int(g.n_points.iloc[0])) if g.n_points.notna().any() else "n/a",
+        npts = str(int(g.n_points.dropna().iloc[0])) if g.n_points.notna().any() else "n/a"
+        t.add_row(f"{k[0]}{k[1]}", str(k[2]), str(k[3]), npts,
                   _fmt(med("step_ms")), _fmt(anyv("compile_s")), _fmt(anyv("xla_temp_bytes"), "B"),
                   _fmt(med("peak_rss_bytes"), "B"), _fmt(med("nvml_peak_bytes"), "B"),
                   _fmt(flops / 1e9 if flops else None), _fmt(med("rel_l2")), statuses)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench.measure import env as menv
 from bench.measure import memory as mmem
-from bench.measure.timing import Timer, chunk_plan, no_gc, summarize
+from bench.measure.timing import Timer, chunk_size, no_gc, summarize
 from bench.store import write_json_atomic
 from bench.suite import Case
 
@@ -208,8 +208,6 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     train_s, done, samples = t_first.s, 1, []
     resample_every = int(M.params.get("resample_every", 0) or 0)
     last_draw = 0
-    plan = chunk_plan(case.steps, case.timing_samples)
-    m["steps_per_sample"] = plan[0] if plan else None
     rec["phase"] = "train"
     stop = None
     loss = float(metrics["loss"])
@@ -217,7 +215,19 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
         stop = "nan"
     rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **_extras(M, metrics),
                          **evaluate(state)})
-    for k in plan if stop is None else []:
+    if stop is None and done < case.steps:  # one more step alone sizes the timed chunks
+        with Timer() as t_est:
+            state, metrics = compiled(state, batch)
+            jax.block_until_ready((state, metrics))
+        done, train_s = done + 1, train_s + t_est.s
+        loss = float(metrics["loss"])
+        stop = None if math.isfinite(loss) else "nan"
+        m["second_step_s"] = t_est.s
+    K = chunk_size(case.steps - done, case.timing_samples, m.get("second_step_s") or t_first.s)
+    m["steps_per_sample"] = K
+    next_eval = done + 1
+    while stop is None and done < case.steps:
+        k = min(K, case.steps - done)
         if resample_every and done - last_draw >= resample_every:
             batch = jax.block_until_ready(sample(jax.random.fold_in(k_sample, done)))
             last_draw = done
@@ -227,14 +237,20 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
             jax.block_until_ready((state, metrics))
         done += k
         train_s += t.s
-        if k == plan[0]:
+        if k == K:
             samples.append(t.ms / k)
         loss = float(metrics["loss"])
         if not math.isfinite(loss):
             stop = "nan"
             break
         point = {"step": done, "train_s": train_s, "loss": loss, **_extras(M, metrics)}
-        if case.eval_every == 0 or done % case.eval_every < k or done == case.steps:
+        last = done >= case.steps or (case.max_seconds and train_s >= case.max_seconds)
+        if case.eval_every:
+            due = done % case.eval_every < k
+        else:  # log-spaced curve: about ten points per decade of steps
+            due = done >= next_eval
+            next_eval = max(next_eval, int(done * 1.25) + 1)
+        if due or last or case.target_rel_l2:
             point.update(evaluate(state))
         rec["curve"].append(point)
         if case.target_rel_l2 and point.get("rel_l2", math.inf) <= case.target_rel_l2:

@@ -9,9 +9,13 @@ from .advection import Advection
 from .allen_cahn import AllenCahn
 from .base import PDE, Condition, Fields, Registry, SeparableTerm, UnknownName, as_tuple
 from .heat import Heat
+from .helmholtz import Helmholtz
+from .poisson import Poisson
 
 REGISTRY = Registry("PDE")
 REGISTRY.add("heat", Heat)
+REGISTRY.add("helmholtz", Helmholtz)
+REGISTRY.add("poisson", Poisson)
 REGISTRY.add("advection", Advection)
 REGISTRY.add("allen_cahn", AllenCahn)
 

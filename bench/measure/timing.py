@@ -9,6 +9,7 @@ the clock is ``time.perf_counter_ns``.
 from __future__ import annotations
 
 import gc
+import math
 import time
 from contextlib import contextmanager
 
@@ -36,21 +37,14 @@ def summarize(samples_ms) -> dict:
             "n_samples": int(a.size)}
 
 
-def chunk_plan(steps: int, samples: int) -> list[int]:
-    """Split ``steps`` training steps (after the first) into ``samples`` timed chunks.
-
-    Chunks have equal length K = (steps - 1) // samples (at least 1); the remainder runs as a
-    last, untimed-for-statistics chunk. With fewer steps than samples every step is a sample.
+def chunk_size(steps_left: int, samples: int, est_step_s: float, target_s: float = 0.2) -> int:
+    """Steps per timed sample: enough for about ``target_s`` of work (sub-ms steps are
+    dispatch-bound, so they need many), but small enough that ``steps_left`` still gives
+    ``samples`` samples. At least 1.
     """
-    rest = max(steps - 1, 0)
-    if rest == 0:
-        return []
-    k = max(1, rest // max(samples, 1))
-    n = rest // k
-    plan = [k] * n
-    if rest - k * n:
-        plan.append(rest - k * n)
-    return plan
+    by_time = max(1, math.ceil(target_s / max(est_step_s, 1e-9)))
+    by_steps = max(1, steps_left // max(samples, 1))
+    return max(1, min(by_time, by_steps))
 
 
 class Timer:

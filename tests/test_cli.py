@@ -1,0 +1,157 @@
+"""End to end through the CLI: run, export, resume, a killed worker, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """
+description = "two tiny cases"
+pde = "heat"
+dim = 1
+methods = ["pinn", "spinn"]
+n_per_axis = [6]
+steps = 6
+timing_samples = 2
+eval_points = 64
+timeout_s = 120
+[method.pinn]
+width = 8
+depth = 1
+[method.spinn]
+width = 8
+depth = 1
+rank = 4
+"""
+
+
+def bench(*args, env=None, check=False):
+    e = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    p = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=e, capture_output=True,
+                       text=True, timeout=600)
+    if check and p.returncode != 0:
+        raise AssertionError(f"bench {args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    p = bench("run", "--suite", "smoke", "--results", str(results), "--device", "cpu", check=True)
+    return results, p
+
+
+def test_smoke_runs_end_to_end_and_records_every_case(smoke):
+    results, p = smoke
+    recs = [json.loads(f.read_text()) for f in sorted((results / "smoke").glob("*.json"))]
+    assert len(recs) == 4
+    assert {r["status"] for r in recs} == {"ok"}
+    for r in recs:
+        m = r["metrics"]
+        assert m["step_ms"] > 0 and m["n_samples"] >= 3
+        assert m["xla_temp_bytes"] > 0 and m["flops_per_step"] > 0
+        assert m["compile_s"] > 0 and m["peak_rss_bytes"] > 50 * 2**20
+        assert 0 < m["rel_l2"] < 10
+        assert m["nvml_peak_bytes"] is None and "NVML" in r["memory_sources"]["nvml_peak_bytes"]
+        assert r["size"]["n_points"] == r["case"]["n_per_axis"] ** 2
+        assert r["size"]["n_points_kind"] == {"pinn": "random", "spinn": "grid"}[r["case"]["method"]]
+        assert r["env"]["versions"]["jax"] and r["env"]["cpu_model"] is not None
+        assert r["curve"][0]["step"] == 1 and r["curve"][-1]["step"] == r["case"]["steps"]
+    assert "summary" in p.stdout and "records:" in p.stdout
+
+
+def test_export_rows_equal_the_records(smoke, tmp_path):
+    results, _ = smoke
+    out = tmp_path / "x.csv"
+    bench("export", "--results", str(results), "-o", str(out), check=True)
+    df = pd.read_csv(out)
+    need = ["suite", "case_id", "pde", "dim", "method", "n_per_axis", "n_points", "seed", "steps", "status",
+            "step_ms", "step_ms_iqr", "compile_s", "xla_temp_bytes", "flops_per_step", "peak_rss_bytes",
+            "nvml_peak_bytes", "device_peak_bytes", "rel_l2"]
+    assert set(need) <= set(df.columns)
+    assert len(df) == 4
+    for _, row in df.iterrows():
+        rec = json.loads((results / "smoke" / f"{row.case_id}.json").read_text())
+        assert row.step_ms == pytest.approx(rec["metrics"]["step_ms"])
+        assert row.rel_l2 == pytest.approx(rec["metrics"]["rel_l2"])
+        assert pd.isna(row.nvml_peak_bytes)  # not available on CPU: empty, never 0
+    pq = tmp_path / "x.parquet"
+    bench("export", "--results", str(results), "--format", "parquet", "-o", str(pq), check=True)
+    assert len(pd.read_parquet(pq)) == 4
+
+
+def test_rerun_skips_recorded_cases(smoke):
+    results, _ = smoke
+    files = sorted((results / "smoke").glob("*.json"))
+    before = {f: f.stat().st_mtime_ns for f in files}
+    p = bench("run", "--suite", "smoke", "--results", str(results), "--device", "cpu", check=True)
+    assert p.stdout.count("skipped") == 4
+    assert {f: f.stat().st_mtime_ns for f in files} == before
+
+
+def test_killed_worker_becomes_an_error_record_and_the_suite_goes_on(tmp_path):
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY)
+    p = bench("run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--device", "cpu",
+              env={"PINNBENCH_INJECT": "kill@-pinn-"})
+    assert p.returncode == 0, p.stderr
+    recs = {r["case"]["method"]: r for r in
+            (json.loads(f.read_text()) for f in (tmp_path / "r" / "tiny").glob("*.json"))}
+    assert recs["pinn"]["status"] == "error" and "SIGKILL" in recs["pinn"]["error"]
+    # what was measured before the kill (the compiled step's analysis) is kept
+    assert recs["pinn"]["metrics"]["xla_temp_bytes"] > 0
+    assert recs["spinn"]["status"] == "ok"
+    # a rerun retries only the crashed case
+    p = bench("run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--device", "cpu", check=True)
+    assert p.stdout.count("skipped") == 1
+    rec = json.loads(next((tmp_path / "r" / "tiny").glob("*pinn*.json")).read_text())
+    assert rec["status"] == "ok"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--suite", "nosuch"], "'nosuch'"),
+    (["run", "--suite", "smoke", "--methods", "pinn,foo"], "'foo'"),
+    (["run", "--suite", "smoke", "--seeds", "0"], "--seeds"),
+    (["run", "--suite", "smoke", "--device", "tpu"], "'tpu'"),
+    (["frobnicate"], "'frobnicate'"),
+    (["export", "--format", "xls"], "'xls'"),
+])
+def test_bad_input_gives_one_line_error_and_exit_2(args, needle):
+    p = bench(*args)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert needle in lines[0]
+    assert "valid" in lines[0] or "choose from" in lines[0] or "positive" in lines[0]
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("pde = 'heat'\nmethods = ['pinn']\nn_per_axis = [4, 0]\n", "must be positive"),
+    ("pde = 'heat'\nmethods = ['pinn']\nbogus = 1\n", "'bogus'"),
+    ("pde = 'heat\nmethods = ['pinn']\n", "malformed TOML"),
+    ("pde = 'wave'\nmethods = ['pinn']\n", "'wave'"),
+])
+def test_bad_suite_file_gives_one_line_error(tmp_path, text, needle):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    p = bench("run", "--suite", str(f), "--dry-run")
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], p.stderr
+
+
+def test_list_names_every_suite_method_and_pde():
+    import methods
+    import pdes
+    from bench.suite import available_suites
+
+    out = bench("list", check=True).stdout
+    for name in list(available_suites()) + methods.REGISTRY.names() + pdes.REGISTRY.names():
+        assert f"  {name} " in out
+    assert "INVALID" not in out

@@ -1,0 +1,77 @@
+"""Measurement helpers: timing statistics, chunk sizing, XLA analysis, NVML fallback, RSS."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import methods
+import pdes
+from bench.measure import memory, timing, xla
+
+
+def test_summarize_gives_median_and_iqr():
+    s = timing.summarize([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert s["step_ms"] == 3.0 and s["step_ms_iqr"] == 2.0 and s["n_samples"] == 5
+    assert timing.summarize([])["step_ms"] is None
+
+
+def test_chunk_size_targets_time_but_keeps_enough_samples():
+    assert timing.chunk_size(1000, 9, 0.001, target_s=0.2) == 111  # 1000 // 9 caps 200
+    assert timing.chunk_size(100000, 9, 0.001, target_s=0.2) == 200
+    assert timing.chunk_size(1000, 9, 5.0) == 1
+    assert timing.chunk_size(3, 9, 0.001) == 1
+
+
+def test_xla_analysis_of_a_matmul_counts_its_flops():
+    f = jax.jit(lambda a, b: a @ b)
+    a = jnp.ones((64, 128), jnp.float32)
+    c = f.lower(a, a.T).compile()
+    cost = xla.cost_stats(c)
+    assert cost["flops_per_step"] == 2 * 64 * 128 * 64
+    mem = xla.memory_stats(c)
+    assert mem["xla_arg_bytes"] == 2 * 64 * 128 * 4 and mem["xla_out_bytes"] == 64 * 64 * 4
+
+
+def test_spinn_needs_fewer_flops_and_temp_bytes_than_pinn_and_the_gap_grows():
+    """heat (4+1)-d at equal collocation points, compile only (deterministic, no timing)."""
+    pde = pdes.build("heat", 4)
+    ratios = []
+    for n in (3, 5):
+        stats = {}
+        for name, params in (("pinn", {"width": 32, "depth": 2}), ("spinn", {"width": 16, "depth": 2, "rank": 8})):
+            M = methods.get(name)(pde, n, params)
+            st = jax.eval_shape(M.init, jax.random.PRNGKey(0))
+            b = jax.eval_shape(M.sample, jax.random.PRNGKey(1))
+            c = jax.jit(M.step).lower(st, b).compile()
+            stats[name] = {**xla.cost_stats(c), **xla.memory_stats(c)}
+        ratios.append([stats["pinn"][k] / stats["spinn"][k] for k in ("flops_per_step", "xla_temp_bytes")])
+    ratios = np.array(ratios)
+    assert (ratios > 1).all()
+    assert (ratios[1] > ratios[0]).all()
+
+
+def test_nvml_sampler_reports_not_available_without_a_driver(monkeypatch):
+    import pynvml
+
+    class Fake:
+        NVMLError = pynvml.NVMLError
+
+        @staticmethod
+        def nvmlInit():
+            raise pynvml.NVMLError_LibraryNotFound()
+
+    monkeypatch.setattr(memory, "_pynvml", lambda: Fake)
+    s = memory.NvmlSampler().start()
+    peaks = s.stop()
+    assert not s.available and peaks["nvml_peak_bytes"] is None
+    assert "NVML not available" in peaks["nvml_reason"]
+    assert memory.nvml_device_count() == 0
+
+
+def test_peak_rss_grows_with_an_allocation():
+    before = memory.peak_rss_bytes()
+    x = np.ones(64 * 2**20 // 8)  # 64 MiB touched
+    x += 1
+    assert memory.peak_rss_bytes() >= before
+    assert memory.peak_rss_bytes() > 64 * 2**20
+    assert memory.available_host_bytes() > 0

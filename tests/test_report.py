@@ -1,0 +1,376 @@
+"""Reports: built from crafted records and from a real smoke run; claims verdicts by code."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.stats import mannwhitneyu
+
+from bench.cli import main
+from bench.report import claims as mclaims
+from bench.report import tables as mt
+from bench.report.markdown import build
+from bench.store import load_records, write_record
+
+REPO = Path(__file__).resolve().parents[1]
+CPU = "CPU: Test Xeon (2 cores)"
+GPU = "NVIDIA H100 80GB HBM3"
+SECTIONS = ["## Environment", "### Memory sources", "## Results: ", "#### Ratios against",
+            "#### Figures", "## Claims", "## Reproduce"]
+
+
+def make_record(method, n, seed=0, *, pde="heat", dim=2, status="ok", samples=(1.0, 1.1, 1.2, 1.3, 1.4),
+                device_name=CPU, dtype="float32", steps=100, suite="synth", **metrics):
+    """A record shaped like bench.worker's, with chosen metrics (None = not measured)."""
+    device = "gpu" if device_name == GPU else "cpu"
+    m = {"step_ms": float(np.median(samples)) if samples else None, "step_ms_samples": list(samples),
+         "compile_s": 1.0, "xla_temp_bytes": 1000 * n, "xla_total_bytes": 2000 * n,
+         "flops_per_step": 1e6 * n, "peak_rss_bytes": 300e6 + n, "rel_l2": 0.1, "rms_abs": 0.05,
+         "train_s": 1.0, "nvml_peak_bytes": None, "nvml_process_peak_bytes": None,
+         "device_peak_bytes": None}
+    m.update(metrics)
+    cid = f"{pde}{dim}-{method}-n{n}-s{seed}-{device}{dtype[-2:]}"
+    return {"case_id": cid, "suite": suite, "status": status,
+            "error": None if status == "ok" else f"{status} happened",
+            "case": {"suite": suite, "pde": pde, "dim": dim, "method": method, "n_per_axis": n,
+                     "seed": seed, "steps": steps, "dtype": dtype, "device": device,
+                     "pde_params": {}, "method_params": {}, "precision": "highest"},
+            "metrics": m, "pde": {"name": pde, "dim": dim, "n_in": dim + 1, "time_dependent": True},
+            "size": {"n_per_axis": n, "n_points": n ** (dim + 1)},
+            "memory_sources": {"peak_rss_bytes": "host peak RSS", "xla_temp_bytes": "XLA temp"},
+            "curve": [{"step": 1, "train_s": 0.1, "loss": 1.0, "rel_l2": 0.9},
+                      {"step": steps, "train_s": 1.0, "loss": 0.1,
+                       "rel_l2": metrics.get("rel_l2", 0.1) or 0.5}],
+            "env": {"device_name": device_name, "backend": device, "dtype": dtype,
+                    "matmul_precision": "highest", "x64": dtype == "float64", "git_commit": "abc123",
+                    "versions": {"jax": "0.10.2"}, "cpu_model": "Test Xeon", "cpu_count": 2},
+            "started": "2026-01-01T00:00:00+0000"}
+
+
+def parse_tables(text: str) -> dict[str, list[list[dict]]]:
+    """Markdown pipe tables under each '### ' heading: heading -> list of tables (rows as dicts)."""
+    out, heading, lines = {}, None, text.splitlines()
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        if ln.startswith("#"):
+            heading = ln.lstrip("#").strip()
+        if ln.startswith("| ") and i + 1 < len(lines) and lines[i + 1].startswith("|---"):
+            cols = [c.strip() for c in ln.strip("|").split(" | ")]
+            rows, i = [], i + 2
+            while i < len(lines) and lines[i].startswith("|"):
+                cells = [c.strip() for c in re.split(r"(?<!\\) \| ", lines[i].strip()[1:-1].strip())]
+                rows.append(dict(zip(cols, cells)))
+                i += 1
+            out.setdefault(heading, []).append(rows)
+            continue
+        i += 1
+    return out
+
+
+def parse_value(cell: str) -> float:
+    units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+    num, _, unit = cell.rstrip("x").partition(" ")
+    return float(num.replace(",", "")) * units.get(unit, 1)
+
+
+def close(cell: str, value: float) -> bool:
+    """The cell shows ``value`` to the 3 significant figures the report prints."""
+    return abs(parse_value(cell) - value) <= 5e-3 * abs(value)
+
+
+def image_links_ok(md_path: Path) -> list[Path]:
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md_path.read_text())
+    paths = [md_path.parent / link for link in links]
+    for p in paths:
+        assert p.is_file(), f"broken image link {p}"
+        with Image.open(p) as im:
+            assert im.format == "PNG"
+            im.verify()
+    return paths
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    """pinn and spinn at n = 8, 16, 32 (two seeds at 8), pinn OOM at 32, one missing rel_l2;
+    the report written by ``bench report`` once for the tests that read it."""
+    tmp_path = tmp_path_factory.mktemp("synth")
+    recs = [
+        make_record("pinn", 8, 0, samples=(1, 2, 3, 4, 100)),
+        make_record("pinn", 8, 1, samples=(10, 11, 12, 13, 14), rel_l2=0.3),
+        make_record("spinn", 8, 0, samples=(0.5, 0.6, 0.7, 0.8, 0.9), rel_l2=0.2,
+                    xla_temp_bytes=100),
+        make_record("spinn", 8, 1, samples=(0.5, 0.6, 0.7, 0.8, 0.9), rel_l2=0.4,
+                    xla_temp_bytes=100),
+        make_record("pinn", 16, samples=(40, 41, 42, 43, 44), rel_l2=None),
+        make_record("spinn", 16, samples=(2, 2.1, 2.2, 2.3, 2.4), xla_temp_bytes=200),
+        make_record("pinn", 32, status="oom", samples=(), rel_l2=None, peak_rss_bytes=None,
+                    xla_temp_bytes=64 * 2**30),
+        make_record("spinn", 32, samples=(4, 4.1, 4.2, 4.3, 4.4), xla_temp_bytes=400),
+    ]
+    res = tmp_path / "results"
+    for r in recs:
+        write_record(res, r)
+    out = tmp_path / "reports" / "synth.md"
+    rc = main(["report", "--suite", "synth", "--results", str(res), "--out", str(out)])
+    return {"res": res, "recs": recs, "out": out, "rc": rc, "text": out.read_text()}
+
+
+def test_report_sections_and_numbers_equal_records(synth):
+    recs, text = synth["recs"], synth["text"]
+    assert synth["rc"] == 0
+    for s in SECTIONS:
+        assert s in text, s
+    table = parse_tables(text)["heat, dim 2 (3 inputs)"][0]
+    row = {(r["method"], r["n/axis"]): r for r in table}
+    # step time pools the samples of both seeds (median 10.5), unlike a median of medians (7.5)
+    pooled = [1, 2, 3, 4, 100, 10, 11, 12, 13, 14]
+    q1, med, q3 = np.percentile(pooled, [25, 50, 75])
+    assert close(row["pinn", "8"]["step ms (median)"], med) and med == 10.5
+    assert close(row["pinn", "8"]["IQR ms"], q3 - q1)
+    assert row["pinn", "8"]["seeds"] == "2"
+    assert close(row["pinn", "8"]["rel L2"], np.median([0.1, 0.3]))
+    for r in recs:
+        if r["status"] != "ok" or r["case"]["seed"]:
+            continue
+        cells = row[r["case"]["method"], str(r["case"]["n_per_axis"])]
+        assert close(cells["XLA temp"], r["metrics"]["xla_temp_bytes"])
+        assert close(cells["GFLOP/step"], r["metrics"]["flops_per_step"] / 1e9)
+        assert close(cells["points"], r["size"]["n_points"])
+    assert close(row["spinn", "16"]["step ms (median)"], 2.2)
+    assert close(row["spinn", "16"]["host RSS"], 300e6 + 16)
+
+
+def test_missing_metric_is_na_and_failures_are_named(synth):
+    text = synth["text"]
+    table = parse_tables(text)["heat, dim 2 (3 inputs)"][0]
+    row = {(r["method"], r["n/axis"]): r for r in table}
+    assert row["pinn", "16"]["rel L2"] == "n/a"          # not measured: n/a, never 0
+    oom = row["pinn", "32"]
+    assert oom["step ms (median)"] == "OOM" and oom["rel L2"] == "OOM" and oom["status"] == "OOM"
+    assert close(oom["XLA temp"], 64 * 2**30)              # the compile-time estimate survives
+    assert "NVML process" not in table[0]                  # no source with a value: left out ...
+    assert "NVML process, NVML device, allocator peak" in text  # ... and named
+    assert "### Cases that did not finish" in text
+    summary = [ln for ln in text.splitlines() if ln.startswith("At n/axis = 16")][0]
+    assert "fastest: **spinn** (2.2 ms)" in summary and "pinn at n=32: OOM" in summary
+    assert "lowest rel. L2" not in summary       # pinn's error at n=16 is missing: no winner claimed
+
+
+def test_ratios_and_mann_whitney(synth):
+    rat = parse_tables(synth["text"])["Ratios against `pinn`"][0]
+    row = {r["n/axis"]: r for r in rat}
+    assert close(row["16"]["speedup"], 42 / 2.2)
+    assert close(row["16"]["FLOP ratio"], 1.0)
+    assert close(row["8"]["mem XLA temp"], 8000 / 100)
+    p = mannwhitneyu([1, 2, 3, 4, 100, 10, 11, 12, 13, 14], [0.5, 0.6, 0.7, 0.8, 0.9] * 2).pvalue
+    assert close(row["8"]["Mann-Whitney p (step time)"], p)
+    assert row["32"]["speedup"] == "baseline OOM"
+    largest = [r for r in rat if r["method vs baseline"].startswith("**largest")][0]
+    assert largest["speedup"].startswith(f"**{mt.fmt(42 / 2.2, 'ratio')}**") and "n=16" in largest["speedup"]
+
+
+def test_figures_are_pngs_and_links_resolve(synth):
+    out = synth["out"]
+    paths = image_links_ok(out)
+    assert {p.name.rsplit("-", 1)[1] for p in paths} == {"scaling.png", "curves.png", "pareto.png"}
+    assert all(p.parent == out.parent / "synth" for p in paths)
+
+
+def test_devices_are_never_mixed(tmp_path):
+    res = tmp_path / "results"
+    write_record(res, make_record("pinn", 8, device_name=GPU, samples=(5, 5, 5, 5, 5)))
+    write_record(res, make_record("spinn", 8, device_name=GPU, samples=(1, 1, 1, 1, 1)))
+    write_record(res, make_record("spinn", 8, device_name=CPU, samples=(9, 9, 9, 9, 9)))
+    rep = build(load_records(res), "synth", tmp_path / "r.md", res, figures=False)
+    assert rep.text.count("## Results: ") == 2
+    parts = rep.text.split("## Results: ")
+    gpu_part = [p for p in parts if p.startswith(GPU)][0]
+    cpu_part = [p for p in parts if p.startswith(CPU)][0]
+    gpu_rows = parse_tables(gpu_part)["heat, dim 2 (3 inputs)"][0]
+    assert {r["step ms (median)"] for r in gpu_rows} == {"5", "1"}
+    assert "9" not in {r["step ms (median)"] for r in gpu_rows}
+    assert close(parse_tables(gpu_part)["Ratios against `pinn`"][0][0]["speedup"], 5.0)
+    assert "n/a: no `pinn` records" in cpu_part        # no CPU baseline: no cross-device ratio
+
+
+# ---------------------------------------------------------------- claims verdicts
+
+CLAIM_HEAD = ",".join(mclaims.CSV_COLUMNS)
+
+
+def claims_file(tmp_path, rows: list[dict]) -> Path:
+    import csv
+
+    p = tmp_path / "claims.csv"
+    with open(p, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=mclaims.CSV_COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({"paper": "P", "source": "Tab. 1", "setting": "s", "error_definition": "e",
+                        "comparison": ">=", "device_class": "any", **r})
+    return p
+
+
+def verdicts(tmp_path, records, rows):
+    claims = mclaims.load_claims(claims_file(tmp_path, rows))
+    aggs = mt.aggregate(records)
+    return {v.claim.claim_id: v for v in mclaims.evaluate_all(claims, aggs)}
+
+
+def speed_pair(n, pinn_ms, spinn_ms, **kw):
+    return [make_record("pinn", n, samples=(pinn_ms,) * 5, **kw),
+            make_record("spinn", n, samples=(spinn_ms,) * 5, **kw)]
+
+
+def test_verdicts_reproduced_not_reproduced_not_measurable(tmp_path):
+    recs = speed_pair(8, 10.0, 1.0) + speed_pair(16, 40.0, 2.0)   # 10x and 20x
+    ratio = {"metric": "speedup", "baseline_method": "pinn", "method": "spinn"}
+    v = verdicts(tmp_path, recs, [
+        {"claim_id": "meets", **ratio, "value": 15},
+        {"claim_id": "misses", **ratio, "value": 25},
+        {"claim_id": "gpu", **ratio, "value": 15, "device_class": "gpu"},
+        {"claim_id": "nomethod", "metric": "speedup", "baseline_method": "pinn", "method": "kfac",
+         "value": 2},
+        {"claim_id": "size", **ratio, "value": 2, "n_per_axis": 64},
+        {"claim_id": "budget", "metric": "rel_l2", "method": "spinn", "value": 0.5, "comparison": "<=",
+         "min_steps": 50000},
+        {"claim_id": "err-ok", "metric": "rel_l2", "method": "spinn", "value": 0.15, "comparison": "<="},
+        {"claim_id": "err-bad", "metric": "rel_l2", "method": "spinn", "value": 0.05, "comparison": "<="},
+    ])
+    assert v["meets"].verdict == mclaims.REPRODUCED
+    assert v["meets"].measured_value == pytest.approx(20.0)       # "up to": the largest ratio
+    assert v["meets"].where["n_per_axis"] == 16
+    assert v["misses"].verdict == mclaims.NOT_REPRODUCED and "misses >= 25x" in v["misses"].why
+    assert v["gpu"].verdict == mclaims.NOT_MEASURABLE and "GPU claim" in v["gpu"].why
+    assert v["gpu"].measured.startswith("20x")                    # shown, but not a reproduction
+    assert v["nomethod"].verdict == mclaims.NOT_MEASURABLE and "'kfac'" in v["nomethod"].why
+    assert v["size"].verdict == mclaims.NOT_MEASURABLE and "n_per_axis=64" in v["size"].why
+    assert v["budget"].verdict == mclaims.NOT_MEASURABLE and "50,000" in v["budget"].why
+    assert v["err-ok"].verdict == mclaims.REPRODUCED
+    assert v["err-bad"].verdict == mclaims.NOT_REPRODUCED
+
+
+def test_verdict_gpu_records_and_memory_source_order(tmp_path):
+    recs = []
+    for n, (pm, sm) in {32: (60.0, 1.0), 64: (200.0, 2.0)}.items():
+        recs += [make_record("pinn", n, samples=(pm,) * 5, device_name=GPU,
+                             nvml_process_peak_bytes=20e9, nvml_peak_bytes=21e9),
+                 make_record("spinn", n, samples=(sm,) * 5, device_name=GPU,
+                             nvml_process_peak_bytes=None, nvml_peak_bytes=0.7e9)]
+    v = verdicts(tmp_path, recs, [
+        {"claim_id": "speed", "metric": "speedup", "baseline_method": "pinn", "method": "spinn",
+         "value": 62, "device_class": "gpu"},
+        {"claim_id": "mem", "metric": "memory_ratio", "baseline_method": "pinn", "method": "spinn",
+         "value": 29, "device_class": "gpu"},
+    ])
+    assert v["speed"].verdict == mclaims.REPRODUCED and v["speed"].measured_value == pytest.approx(100)
+    # the process peak is missing for spinn, so the ratio falls back to the device peak on both sides
+    assert v["mem"].where["field"] == "nvml_peak_bytes"
+    assert v["mem"].measured_value == pytest.approx(30.0) and v["mem"].verdict == mclaims.REPRODUCED
+
+
+def test_verdict_failures(tmp_path):
+    recs = [make_record("pinn", 8, status="oom", samples=(), rel_l2=None),
+            make_record("spinn", 8, samples=(1,) * 5),
+            make_record("kfac", 8, status="nan", samples=(), rel_l2=None)]
+    v = verdicts(tmp_path, recs, [
+        {"claim_id": "oom", "metric": "speedup", "baseline_method": "pinn", "method": "spinn", "value": 2},
+        {"claim_id": "nan", "metric": "rel_l2", "method": "kfac", "value": 0.1, "comparison": "<="},
+    ])
+    assert v["oom"].verdict == mclaims.NOT_MEASURABLE and "baseline OOM" in v["oom"].why
+    assert v["nan"].verdict == mclaims.NOT_REPRODUCED and "diverged" in v["nan"].why
+
+
+def test_reference_claims_csv_is_complete_and_cited():
+    claims = mclaims.load_claims(REPO / "results" / "reference" / "claims.csv")
+    ids = {c.claim_id for c in claims}
+    assert {"spinn-speedup-62x", "spinn-memory-29x", "spinn-flops-1394x", "kfac-vs-adam-heat4d",
+            "kfac-vs-adam-poisson2d"} <= ids
+    assert any(c.method == "causal" for c in claims) and any(c.method == "nsm" for c in claims)
+    for c in claims:
+        assert c.paper and c.source and c.setting and c.error_definition, c.claim_id
+    mem = [c for c in claims if c.claim_id == "spinn-memory-29x"][0]
+    assert "SECONDARY" in mem.source and mem.value == 29 and mem.device_class == "gpu"
+
+
+def test_bad_claims_and_bad_cli_input(tmp_path, synth, capsys):
+    with pytest.raises(ValueError, match="comparison '>>'"):
+        mclaims.load_claims(claims_file(tmp_path, [{"claim_id": "x", "metric": "rel_l2", "method": "pinn",
+                                                    "value": 1, "comparison": ">>"}]))
+    res = synth["res"]
+    assert main(["report", "--suite", "nosuch", "--results", str(res)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'nosuch'" in err and "synth" in err
+    assert main(["report", "--suite", "synth", "--results", str(res), "--baseline", "adam"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'adam'" in err and "pinn, spinn" in err
+
+
+# ---------------------------------------------------------------- a real smoke run
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """``bench run --suite smoke --report`` in a scratch directory (about 20 s on 2 cores)."""
+    cwd = tmp_path_factory.mktemp("smoke")
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", "smoke", "--results",
+                        "results", "--report"], cwd=cwd, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return cwd
+
+
+def test_report_from_real_smoke_run(smoke):
+    md = smoke / "reports" / "smoke.md"
+    text = md.read_text()
+    for s in SECTIONS:
+        assert s in text, s
+    recs = load_records(smoke / "results", "smoke")
+    assert len(recs) == 4 and all(r["status"] == "ok" for r in recs)
+    table = parse_tables(text)["heat, dim 1 (2 inputs)"][0]
+    row = {(r["method"], r["n/axis"]): r for r in table}
+    for r in recs:
+        m, cells = r["metrics"], row[r["case"]["method"], str(r["case"]["n_per_axis"])]
+        assert close(cells["step ms (median)"], m["step_ms"])   # one seed: pooled = the record's
+        assert close(cells["rel L2"], m["rel_l2"])
+        assert close(cells["XLA temp"], m["xla_temp_bytes"])
+        assert close(cells["host RSS"], m["peak_rss_bytes"])
+        assert close(cells["compile s"], m["compile_s"])
+    assert "CPU" in text.split("## Results: ")[1].splitlines()[0]
+    assert len(image_links_ok(md)) == 3
+    assert "python -m bench run --suite smoke --results results --device cpu" in text
+    assert "python -m bench report --suite smoke" in text
+
+
+# ---------------------------------------------------------------- figure helpers
+
+def test_scaling_exponent_and_legend_match_a_power_law():
+    import pandas as pd
+
+    from bench.report import figures as mfig
+
+    x = np.array([64.0, 512.0, 4096.0, 32768.0])
+    assert mfig.scaling_exponent(x, 3.0 * x ** 1.5) == pytest.approx(1.5)
+    assert mfig.scaling_exponent([64.0], [1.0]) is None          # one size: no exponent
+    df = pd.DataFrame({"label": ["pinn"] * 4 + ["spinn"] * 4, "n_points": list(x) * 2,
+                       "step_ms": list(2e-3 * x) + list(0.5 * x ** (1 / 3))})
+    labels = set(mfig._legend_labels(df, "step_ms"))
+    assert labels == {"pinn (slope 1.00)", "spinn (slope 0.33)"}
+
+
+def test_pareto_front_against_brute_force():
+    from bench.report.figures import pareto_front
+
+    rng = np.random.default_rng(0)
+    pts = [tuple(p) for p in rng.uniform(0.1, 10, size=(40, 2))]
+    dominated = {p for p in pts for q in pts
+                 if q != p and q[0] <= p[0] and q[1] <= p[1]}
+    assert set(pareto_front(pts)) == set(pts) - dominated
