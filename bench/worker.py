@@ -224,7 +224,8 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     loss = float(metrics["loss"])
     if not math.isfinite(loss):
         stop = "nan"
-    rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **evaluate(state)})
+    rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **_extras(M, metrics),
+                         **evaluate(state)})
     if stop is None and done < case.steps:  # one more step alone sizes the timed chunks
         with Timer() as t_est:
             state, metrics = compiled(state, batch)
@@ -253,7 +254,7 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
         if not math.isfinite(loss):
             stop = "nan"
             break
-        point = {"step": done, "train_s": train_s, "loss": loss}
+        point = {"step": done, "train_s": train_s, "loss": loss, **_extras(M, metrics)}
         last = done >= case.steps or (case.max_seconds and train_s >= case.max_seconds)
         if case.eval_every:
             due = done % case.eval_every < k
@@ -269,6 +270,9 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
             break
         if case.max_seconds and train_s >= case.max_seconds:
             stop = "max_seconds"
+            break
+        if float(metrics.get("stop", 0.0)) > 0:  # the method's own stop rule (causal schedule)
+            stop = "method"
             break
     m.update(summarize(samples))
     m["step_ms_samples"] = samples
@@ -320,6 +324,11 @@ def _locate_nan(jax, compiled, init, sample, k_init, k_sample, plan, resample_ev
             if done >= upto:
                 return None
     return None
+
+
+def _extras(M, metrics) -> dict:
+    """Step metrics a method asks to keep on the curve (``curve_keys``, e.g. causal min_w)."""
+    return {k: float(metrics[k]) for k in getattr(M, "curve_keys", ()) if k in metrics}
 
 
 RUNNERS = {"jax": run_jax}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pdes import Registry
 
 from .base import Method
+from .causal import CausalPinn, SpinnCausal
 from .pinn import Pinn
 from .spinn import Spinn
 from .spinn_lowrank import SpinnLowrank
@@ -16,6 +17,8 @@ REGISTRY = Registry("method")
 REGISTRY.add("pinn", Pinn)
 REGISTRY.add("spinn", Spinn)
 REGISTRY.add("spinn-lowrank", SpinnLowrank)
+REGISTRY.add("causal", CausalPinn)
+REGISTRY.add("spinn-causal", SpinnCausal)
 
 
 def get(name: str) -> type[Method]:

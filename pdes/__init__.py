@@ -5,6 +5,8 @@ Adding a PDE: write a module with a `PDE` subclass and add one line below.
 
 from __future__ import annotations
 
+from .advection import Advection
+from .allen_cahn import AllenCahn
 from .base import PDE, Condition, Fields, Registry, SeparableTerm, UnknownName, as_tuple
 from .heat import Heat
 from .helmholtz import Helmholtz
@@ -14,6 +16,8 @@ REGISTRY = Registry("PDE")
 REGISTRY.add("heat", Heat)
 REGISTRY.add("helmholtz", Helmholtz)
 REGISTRY.add("poisson", Poisson)
+REGISTRY.add("advection", Advection)
+REGISTRY.add("allen_cahn", AllenCahn)
 
 
 def get(name: str) -> type[PDE]:
