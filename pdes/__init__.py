@@ -6,14 +6,24 @@ Adding a PDE: write a module with a `PDE` subclass and add one line below.
 from __future__ import annotations
 
 from .base import PDE, Condition, Fields, Registry, SeparableTerm, UnknownName, as_tuple
+from .diffusion import Diffusion
+from .flow_mixing import FlowMixing
 from .heat import Heat
 from .helmholtz import Helmholtz
+from .klein_gordon import KleinGordon
+from .log_fokker_planck import LogFokkerPlanck
+from .navier_stokes import NavierStokes
 from .poisson import Poisson
 
 REGISTRY = Registry("PDE")
 REGISTRY.add("heat", Heat)
 REGISTRY.add("helmholtz", Helmholtz)
 REGISTRY.add("poisson", Poisson)
+REGISTRY.add("diffusion", Diffusion)
+REGISTRY.add("klein-gordon", KleinGordon)
+REGISTRY.add("navier-stokes", NavierStokes)
+REGISTRY.add("flow-mixing", FlowMixing)
+REGISTRY.add("log-fokker-planck", LogFokkerPlanck)
 
 
 def get(name: str) -> type[PDE]:
