@@ -17,8 +17,9 @@ spline interpolation between nodes and snapshots), cached per process and on dis
 (``tests/test_pdes.py``): the error at t = 1 behaves as C h² with C ≈ 1.2 (rel. L2), so the
 default d = 2 resolution (201² nodes, h = 0.01) is accurate to about 1.2e-4 relative, and
 rel. L2 errors of a trained model below about 1e-3 are not meaningful. d = 1 uses 1001
-nodes; d = 3 uses 61³ nodes (h = 1/30; by the same constant about 1.3e-3, not measured). The reference is a numpy computation: ``exact`` needs concrete arrays (it
-cannot be traced under ``jax.jit``); the IC and BC residuals use the closed-form u0 and 0.
+nodes; d = 3 uses 61³ nodes (h = 1/30; by the same constant about 1.3e-3, not measured).
+The reference is a numpy computation: ``exact`` needs concrete arrays (it cannot be traced
+under ``jax.jit``); the IC and BC residuals use the closed-form u0 and 0.
 As the paper notes, u0 is about 9.4e-3 on the boundary where the BC says 0: the reference
 sets the boundary nodes to 0 from t = 0 on.
 """
