@@ -205,7 +205,8 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     pts, exact = _eval_points(jax, jnp, pde, k_eval, case.eval_points, dt)
 
     def evaluate(state):
-        return _errors(jnp, predict(state, pts), exact)
+        pred = predict(state, pts)
+        return {**_errors(jnp, pred, exact), **pde.errors(pred, exact, jnp)}
 
     state = init(k_init)
     with Timer() as t_s:

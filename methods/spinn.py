@@ -23,7 +23,8 @@ import jax.numpy as jnp
 from pdes import Fields
 
 from .base import pde_loss
-from .jaxutil import MLP, JaxMethod, face_value
+from .jaxutil import JaxMethod, face_value
+from .pinn import MLP_KINDS, make_mlp
 
 _LETTERS = string.ascii_lowercase.replace("z", "")
 
@@ -61,14 +62,15 @@ class Spinn(JaxMethod):
     description = "separable PINN: per-axis MLPs, rank-r merge on a tensor grid, forward-mode AD"
     citation = "Cho et al., Separable Physics-Informed Neural Networks, NeurIPS 2023"
     points_kind = "grid"
-    defaults = {"width": 64, "depth": 3, "rank": 32, "activation": "tanh"}
-    choices = {"optimizer": ("adam",), "activation": ("tanh", "sin", "gelu")}
+    defaults = {"width": 64, "depth": 3, "rank": 32, "activation": "tanh", "mlp": "plain"}
+    choices = {"optimizer": ("adam",), "activation": ("tanh", "sin", "gelu"), "mlp": MLP_KINDS}
 
     def __init__(self, pde, n_per_axis, params=None, dtype="float32"):
         super().__init__(pde, n_per_axis, params, dtype)
         p = self.params
         feats = [p["width"]] * p["depth"] + [p["rank"] * pde.n_out]
-        self.net = MLP(feats, p["activation"], self.jdtype)
+        # mlp = "modified": the SPINN paper's "modified_mlp" body (REFERENCES.md 2.4)
+        self.net = make_mlp(p["mlp"], feats, p["activation"], self.jdtype)
         self.conds = pde.conditions()
         self.bounds = pde.bounds()
 

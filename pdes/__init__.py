@@ -8,8 +8,13 @@ from __future__ import annotations
 from .advection import Advection
 from .allen_cahn import AllenCahn
 from .base import PDE, Condition, Fields, Registry, SeparableTerm, UnknownName, as_tuple
+from .diffusion import Diffusion
+from .flow_mixing import FlowMixing
 from .heat import Heat
 from .helmholtz import Helmholtz
+from .klein_gordon import KleinGordon
+from .log_fokker_planck import LogFokkerPlanck
+from .navier_stokes import NavierStokes
 from .poisson import Poisson
 
 REGISTRY = Registry("PDE")
@@ -18,6 +23,11 @@ REGISTRY.add("helmholtz", Helmholtz)
 REGISTRY.add("poisson", Poisson)
 REGISTRY.add("advection", Advection)
 REGISTRY.add("allen_cahn", AllenCahn)
+REGISTRY.add("diffusion", Diffusion)
+REGISTRY.add("klein-gordon", KleinGordon)
+REGISTRY.add("navier-stokes", NavierStokes)
+REGISTRY.add("flow-mixing", FlowMixing)
+REGISTRY.add("log-fokker-planck", LogFokkerPlanck)
 
 
 def get(name: str) -> type[PDE]:

@@ -149,6 +149,10 @@ class PDE:
     default_weights: ClassVar[dict[str, float]] = {"res": 1.0, "ic": 1.0, "bc": 1.0}
     #: parameter defaults a suite may override (validated by name and type)
     defaults: ClassVar[dict[str, Any]] = {}
+    #: "exact" (closed form) or "reference" (a tested numerical reference solver)
+    solution: ClassVar[str] = "exact"
+    #: what the error fields mean (records carry it; see `errors`)
+    error_definition: ClassVar[str] = "rel. L2 over all evaluation points and components"
 
     def __init__(self, dim: int, **params):
         check_dim(type(self), dim)
@@ -217,7 +221,15 @@ class PDE:
             "params": self.params,
             "weights": self.weights,
             "bounds": self.bounds(),
+            "solution": self.solution,
+            "error_definition": self.error_definition,
         }
+
+    def errors(self, pred, exact, xp) -> dict:
+        """Optional hook: error fields that add to or replace the worker's defaults
+        (``rel_l2``, ``rms_abs``, ``max_abs`` over everything). ``pred``/``exact`` are
+        (n,) or (n, n_out) arrays at the evaluation points."""
+        return {}
 
     # -- optional separable form (grid-free methods) ----------------------------------------
     def separable_source(self) -> list[SeparableTerm] | None:

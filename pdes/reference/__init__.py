@@ -1,0 +1,1 @@
+"""Numerical reference solvers (numpy) for PDEs without a closed-form solution."""
