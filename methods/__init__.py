@@ -8,12 +8,15 @@ from __future__ import annotations
 from pdes import Registry
 
 from .base import Method
+from .nsm import Nsm, NsmFdPinn
 from .pinn import Pinn
 from .spinn import Spinn
 
 REGISTRY = Registry("method")
 REGISTRY.add("pinn", Pinn)
 REGISTRY.add("spinn", Spinn)
+REGISTRY.add("nsm", Nsm)
+REGISTRY.add("nsm-fdpinn", NsmFdPinn)
 
 
 def get(name: str) -> type[Method]:

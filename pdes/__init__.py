@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from .base import PDE, Condition, Fields, Registry, SeparableTerm, UnknownName, as_tuple
 from .heat import Heat
+from .nsm_poisson import NsmPoisson
+from .reaction_diffusion import ReactionDiffusion
 
 REGISTRY = Registry("PDE")
 REGISTRY.add("heat", Heat)
+REGISTRY.add("nsm-poisson", NsmPoisson)
+REGISTRY.add("nsm-reaction", ReactionDiffusion)
 
 
 def get(name: str) -> type[PDE]:
