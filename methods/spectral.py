@@ -240,8 +240,8 @@ class TensorBasis:
 
     def deriv(self, coef, axis: int, order: int = 1):
         key = (axis, order)
-        if key not in self._deriv:
-            self._deriv[key] = jnp.asarray(self.bases[axis].deriv_matrix(order), self.dtype)
+        if key not in self._deriv:  # numpy, so a cache filled inside a trace holds no tracer
+            self._deriv[key] = self.bases[axis].deriv_matrix(order).astype(np.dtype(self.dtype))
         return apply_axis(self._deriv[key], coef, self._ax(axis))
 
     def grid(self) -> list[np.ndarray]:

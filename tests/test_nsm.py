@@ -68,7 +68,7 @@ def test_poisson_reference_is_exact_for_a_trig_source():
 def poisson_small():
     pde = pdes.build("nsm-poisson", 2, res=8, n_test=4, eval_res=16)
     M = methods.get("nsm")(pde, 8, {**SMALL, "loss_weights": "parseval"})
-    state = M.init(jax.random.PRNGKey(0))
+    state = jax.jit(M.init)(jax.random.PRNGKey(0))
     # make the output non-trivial (the 1e-3 mollifier scale makes a fresh net's u tiny)
     state["params"]["out"]["w"] = state["params"]["out"]["w"] * 1e3
     return pde, M, state
