@@ -126,6 +126,16 @@ def fd(u, axis: int, order: int, h: float, periodic: bool):
     return jnp.concatenate([lo, inner, hi], axis=axis)
 
 
+def _flops(compiled):
+    try:
+        ca = compiled.cost_analysis()
+    except Exception:  # best effort (REFERENCES 4.3)
+        return None
+    if isinstance(ca, (list, tuple)):
+        ca = ca[0] if ca else None
+    return float(ca["flops"]) if ca and "flops" in ca else None
+
+
 class Nsm(JaxMethod):
     name = "nsm"
     description = ("Neural Spectral Method: FNO on spectral coefficients, spectral residual loss "
@@ -356,13 +366,17 @@ class Nsm(JaxMethod):
         return out
 
     def inference_times(self, state, phi) -> dict:
-        """Median wall time of one batch of inference at each output resolution (per axis)."""
+        """One batch of inference (model + evaluation of the series on a uniform grid of r
+        points per axis) for each r in ``infer_res``: median wall time and the compiler's FLOP
+        estimate (deterministic, unlike the time on a shared CPU)."""
         phi = phi[: self.params["batch"]]
         out = {"infer_batch": int(phi.shape[0]), "infer_res": list(self.params["infer_res"])}
-        ms = []
+        ms, flops = [], []
         for r in self.params["infer_res"]:
             mats = self.basis.eval_matrices([b.uniform(int(r)) for b in self.basis.bases])
             fn = jax.jit(lambda p, x, mats=mats: self.solve(p, x, mats))
+            fn = fn.lower(state["params"], phi).compile()
+            flops.append(_flops(fn))
             jax.block_until_ready(fn(state["params"], phi))
             ts = []
             for _ in range(self.params["infer_repeats"]):
@@ -371,6 +385,7 @@ class Nsm(JaxMethod):
                 ts.append((time.perf_counter() - t0) * 1e3)
             ms.append(float(np.median(ts)))
         out["infer_ms"] = ms
+        out["infer_flops"] = flops
         return out
 
     def predict(self, state, points):

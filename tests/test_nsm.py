@@ -199,6 +199,7 @@ def test_worker_records_paper_metrics(tmp_path):
     m = rec["metrics"]
     assert m["rel_l2"] == m["rel_l2_per_instance_mean"] > 0
     assert m["infer_res"] == [8, 32] and len(m["infer_ms"]) == 2
+    assert m["infer_flops"][1] > m["infer_flops"][0] > 0  # evaluation cost grows with r
     assert rec["size"]["n_points_kind"] == "spectral" and rec["size"]["modes"] == [8, 8]
     assert all("rel_l2" in p for p in rec["curve"][:1])
     json.loads((tmp_path / "rec.json").read_text())
