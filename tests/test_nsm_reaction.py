@@ -70,7 +70,7 @@ def reaction_small():
 def test_initial_value_transform_reproduces_phi_exactly(reaction_small):
     pde, M, state = reaction_small
     phi_grid = pde.sample_inputs(jax.random.PRNGKey(7), 2, jnp.float32)
-    u = M.apply(state["params"], M.input_coef(phi_grid))
+    u = jax.jit(lambda p, g: M.apply(p, M.input_coef(g)))(state["params"], phi_grid)
     x = np.array([0.0, 0.071, 0.33, 0.5, 0.949])
     at0 = np.asarray(M.basis.evaluate(u, [np.array([0.0, 0.5]), x]))[..., 0]
     want = np.asarray(phi_grid)[:, 0, :] @ periodic_sinc_matrix(8, x).T  # phi's interpolant
@@ -81,7 +81,7 @@ def test_initial_value_transform_reproduces_phi_exactly(reaction_small):
 def test_dirichlet_transform_vanishes_on_the_boundary(reaction_small, monkeypatch):
     pde, M, state = reaction_small
     monkeypatch.setattr(pde, "output_transform", "dirichlet")
-    u = M.apply(state["params"], M.draw(jax.random.PRNGKey(8)))
+    u = jax.jit(lambda p, k: M.apply(p, M.draw(k)))(state["params"], jax.random.PRNGKey(8))
     vals = np.asarray(M.basis.evaluate(u, [np.array([0.0, 0.4, 1.0]), np.array([0.0, 0.3])]))
     scale = np.max(np.abs(vals))
     assert scale > 1e-4
@@ -96,12 +96,13 @@ def test_nsm_and_fd_baseline_steps_reduce_the_loss(reaction_small):
     for name, extra in (("nsm", {}), ("nsm-fdpinn", {"fd_grid": 16})):
         M = methods.get(name)(pde, 8, {**small, **extra})
         state = jax.jit(M.init)(jax.random.PRNGKey(1))
-        fixed = M.draw(jax.random.PRNGKey(11))  # training draws fresh inputs: judge on a fixed one
+        fixed = jax.jit(M.draw)(jax.random.PRNGKey(11))  # training draws fresh inputs: judge on a fixed one
         loss = jax.jit(lambda p: M.loss(p, fixed)[0])
         before = float(loss(state["params"]))
         step = jax.jit(M.step)
-        for _ in range(40):
+        for _ in range(25):
             state, _ = step(state, {})
         assert float(loss(state["params"])) < 0.8 * before, name
-        ev = M.evaluate(state)
-        assert np.isfinite(ev["rel_l2_per_instance_mean"]) and ev["rel_l2"] < 1.0
+        if name == "nsm":
+            ev = M.evaluate(state)
+            assert np.isfinite(ev["rel_l2_per_instance_mean"]) and ev["rel_l2"] < 1.0
