@@ -161,6 +161,10 @@ class Nsm(JaxMethod):
         if p["time_modes"] < 0 or p["decay_steps"] < 0 or p["clip"] < 0:
             raise ValueError(f"method.{self.name}: time_modes, decay_steps and clip must not be "
                              "negative")
+        if not p["infer_res"] or any(isinstance(r, bool) or not isinstance(r, int) or r < 2
+                                     for r in p["infer_res"]):
+            raise ValueError(f"method.{self.name}.infer_res = {p['infer_res']!r} must be a "
+                             "non-empty list of integers >= 2")
         if self.n_per_axis < 2:
             raise ValueError(f"method.{self.name}: n_per_axis (modes per axis) = "
                              f"{self.n_per_axis} must be >= 2")

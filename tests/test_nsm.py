@@ -179,6 +179,8 @@ def test_supports_reasons_and_bad_params():
     assert methods.get("nsm").supports(poisson) is None
     with pytest.raises(ValueError, match="valid: auto, real, complex"):
         methods.get("nsm")(poisson, 8, {"conv": "quaternion"})
+    with pytest.raises(ValueError, match="infer_res"):
+        methods.get("nsm")(poisson, 8, {"infer_res": [1]})
     with pytest.raises(ValueError, match="cannot run PDE 'heat'"):
         methods.get("nsm")(heat, 8)
     with pytest.raises(ValueError, match="valid: .*length"):
