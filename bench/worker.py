@@ -202,11 +202,14 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     sample = jax.jit(M.sample)
     predict = jax.jit(M.predict)
     dt = jnp.float64 if case.dtype == "float64" else jnp.float32
-    pts, exact = _eval_points(jax, jnp, pde, k_eval, case.eval_points, dt)
+    if hasattr(M, "evaluate"):  # methods with their own error protocol (operator learning)
+        evaluate = M.evaluate
+    else:
+        pts, exact = _eval_points(jax, jnp, pde, k_eval, case.eval_points, dt)
 
-    def evaluate(state):
-        pred = predict(state, pts)
-        return {**_errors(jnp, pred, exact), **pde.errors(pred, exact, jnp)}
+        def evaluate(state, final=False):
+            pred = predict(state, pts)
+            return {**_errors(jnp, pred, exact), **pde.errors(pred, exact, jnp)}
 
     state = init(k_init)
     with Timer() as t_s:
@@ -291,7 +294,7 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
         m["nan_detected_at_step"] = done
         rec["status"], rec["error"] = "nan", f"loss became {loss} at step {m['nan_step']}"
         return
-    m.update(evaluate(state))
+    m.update(evaluate(state, final=True))
     if case.target_rel_l2 and m.get("time_to_target_s") is None and m["rel_l2"] <= case.target_rel_l2:
         m["time_to_target_s"], m["steps_to_target"] = train_s, done
     rec["status"], rec["error"] = "ok", None

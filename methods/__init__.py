@@ -9,6 +9,7 @@ from pdes import Registry
 
 from .base import Method
 from .causal import CausalPinn, SpinnCausal
+from .nsm import Nsm, NsmFdPinn
 from .pinn import Pinn
 from .spinn import Spinn
 from .spinn_lowrank import SpinnLowrank
@@ -19,6 +20,8 @@ REGISTRY.add("spinn", Spinn)
 REGISTRY.add("spinn-lowrank", SpinnLowrank)
 REGISTRY.add("causal", CausalPinn)
 REGISTRY.add("spinn-causal", SpinnCausal)
+REGISTRY.add("nsm", Nsm)
+REGISTRY.add("nsm-fdpinn", NsmFdPinn)
 
 
 def get(name: str) -> type[Method]:

@@ -15,7 +15,9 @@ from .helmholtz import Helmholtz
 from .klein_gordon import KleinGordon
 from .log_fokker_planck import LogFokkerPlanck
 from .navier_stokes import NavierStokes
+from .nsm_poisson import NsmPoisson
 from .poisson import Poisson
+from .reaction_diffusion import ReactionDiffusion
 
 REGISTRY = Registry("PDE")
 REGISTRY.add("heat", Heat)
@@ -28,6 +30,8 @@ REGISTRY.add("klein-gordon", KleinGordon)
 REGISTRY.add("navier-stokes", NavierStokes)
 REGISTRY.add("flow-mixing", FlowMixing)
 REGISTRY.add("log-fokker-planck", LogFokkerPlanck)
+REGISTRY.add("nsm-poisson", NsmPoisson)
+REGISTRY.add("nsm-reaction", ReactionDiffusion)
 
 
 def get(name: str) -> type[PDE]:
