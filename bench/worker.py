@@ -264,7 +264,8 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
             due = done % case.eval_every < k
         else:  # log-spaced curve: about ten points per decade of steps
             due = done >= next_eval
-            next_eval = max(next_eval, int(done * 1.25) + 1)
+            if due:
+                next_eval = int(done * 1.25) + 1
         if due or last or case.target_rel_l2:
             point.update(evaluate(state))
         rec["curve"].append(point)
