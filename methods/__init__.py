@@ -9,11 +9,13 @@ from pdes import Registry
 
 from .base import Method
 from .pinn import Pinn
+from .pinn_fl import PinnFL
 from .spinn import Spinn
 
 REGISTRY = Registry("method")
 REGISTRY.add("pinn", Pinn)
 REGISTRY.add("spinn", Spinn)
+REGISTRY.add("pinn-fl", PinnFL)
 
 
 def get(name: str) -> type[Method]:
