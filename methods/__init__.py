@@ -8,6 +8,7 @@ from __future__ import annotations
 from pdes import Registry
 
 from .base import Method
+from .kfac import Kfac, KfacStar
 from .pinn import Pinn
 from .pinn_fl import PinnFL
 from .spinn import Spinn
@@ -16,6 +17,8 @@ REGISTRY = Registry("method")
 REGISTRY.add("pinn", Pinn)
 REGISTRY.add("spinn", Spinn)
 REGISTRY.add("pinn-fl", PinnFL)
+REGISTRY.add("kfac", Kfac)
+REGISTRY.add("kfac-star", KfacStar)
 
 
 def get(name: str) -> type[Method]:
