@@ -202,23 +202,15 @@ class Kfac(PinnFL):
         pert = [jnp.zeros((n, S, W.shape[1]), Xi.dtype) for W, _ in layers]
         r, vjp_i, ins = jax.vjp(lambda p: self.interior_residual(layers, Xi, p), pert, has_aux=True)
         g_int = vjp_i(jnp.ones_like(r))[0]
-        nb = sum(X.shape[0] for X in faces)
-        pert_b = [jnp.zeros((nb, W.shape[1]), Xi.dtype) for W, _ in layers]
-        rb, vjp_b, ins_b = jax.vjp(lambda p: self.boundary_residual(layers, faces, p), pert_b,
-                                   has_aux=True)
-        g_b = vjp_b(jnp.ones_like(rb))[0]
         om = self._omega(batch)
+        rb, bnd = self.boundary_curvature(layers, faces, om)
         e0 = jnp.zeros((n, S, 1), Xi.dtype).at[:, 0, 0].set(1.0)
         out = []
-        for Z, g, z, gb in zip(ins, g_int, ins_b, g_b):
+        for Z, g, (A_b, B_b, grad_b) in zip(ins, g_int, bnd):
             Za = jnp.concatenate([Z, e0], axis=2)
-            za = jnp.concatenate([z, jnp.ones((nb, 1), z.dtype)], axis=1)
             A_i = jnp.einsum("nsi,nsj->ij", Za, Za) / (n * S)
             B_i = (w_res / n) * jnp.einsum("nso,nsp->op", g, g)
-            A_b = jnp.einsum("n,ni,nj->ij", om, za, za) / jnp.sum(om)
-            B_b = jnp.einsum("n,no,np->op", om, gb, gb)
-            grad = ((w_res / n) * jnp.einsum("nsi,nso->io", Za * r[:, None, None], g)
-                    + jnp.einsum("ni,no->io", za * (om * rb)[:, None], gb))
+            grad = (w_res / n) * jnp.einsum("nsi,nso->io", Za * r[:, None, None], g) + grad_b
             out.append((A_i, B_i, A_b, B_b, grad))
         half = 0.5 * (w_res * jnp.mean(r * r) + jnp.sum(om * rb * rb))
         terms = {"res": jnp.mean(r * r)}
@@ -228,6 +220,24 @@ class Kfac(PinnFL):
             terms[cond.group] = terms.get(cond.group, 0.0) + mse
             i0 += X.shape[0]
         return out, half, terms
+
+    def boundary_curvature(self, layers, faces, om):
+        """rb and per layer (A_∂, B_∂, boundary part of ∇L) for points ``faces`` (one array per
+        condition, in order) with per-point loss weights ``om``."""
+        nb = sum(X.shape[0] for X in faces)
+        dt = faces[0].dtype
+        pert = [jnp.zeros((nb, W.shape[1]), dt) for W, _ in layers]
+        rb, vjp_b, ins = jax.vjp(lambda p: self.boundary_residual(layers, faces, p), pert,
+                                 has_aux=True)
+        g_b = vjp_b(jnp.ones_like(rb))[0]
+        out = []
+        for z, gb in zip(ins, g_b):
+            za = jnp.concatenate([z, jnp.ones((nb, 1), dt)], axis=1)
+            A_b = jnp.einsum("n,ni,nj->ij", om, za, za) / jnp.sum(om)
+            B_b = jnp.einsum("n,no,np->op", om, gb, gb)
+            grad_b = jnp.einsum("ni,no->io", za * (om * rb)[:, None], gb)
+            out.append((A_b, B_b, grad_b))
+        return rb, out
 
     # -- trainer ------------------------------------------------------------------------------------
     @staticmethod
