@@ -11,6 +11,7 @@ from .base import Method
 from .kfac import Kfac, KfacStar
 from .pinn import Pinn
 from .pinn_fl import PinnFL
+from .pinn_torch import PinnTorch
 from .spinn import Spinn
 
 REGISTRY = Registry("method")
@@ -19,6 +20,7 @@ REGISTRY.add("spinn", Spinn)
 REGISTRY.add("pinn-fl", PinnFL)
 REGISTRY.add("kfac", Kfac)
 REGISTRY.add("kfac-star", KfacStar)
+REGISTRY.add("pinn-torch", PinnTorch)
 
 
 def get(name: str) -> type[Method]:

@@ -14,7 +14,8 @@ and how much from separability.
 Size knobs beyond ``pinn``: ``n_interior`` / ``n_boundary`` (0 = the ``pinn`` defaults
 N^{d_in} and N^{d_in-1} per face) set the point counts directly, as the KFAC paper does (e.g.
 3000 / 500 on the (4+1)-d heat problem); ``n_boundary`` is split evenly over the condition
-groups (IC, BC) and then over the faces of each group.
+groups (IC, BC) and then over the faces of each group. ``widths`` (a list, empty = ``width`` ×
+``depth``) sets uneven hidden widths such as the paper's 5-64-64-48-48-1.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 
 from .base import pde_loss
 from .forward_laplacian import dense_layers, forward, laplacian_weights
-from .jaxutil import face_value, uniform
+from .jaxutil import MLP, face_value, uniform
 from .pinn import Pinn, PinnFields
 
 
@@ -69,7 +70,8 @@ class PinnFL(Pinn):
     description = "PINN with forward-Laplacian derivatives (value, gradient, Laplacian in one pass)"
     citation = ("Li et al., arXiv 2307.08214; Dangel, Müller, Zeinhofer, NeurIPS 2024, "
                 "arXiv 2405.15603 (derivative engine)")
-    defaults = {**Pinn.defaults, "engine": "forward-laplacian", "n_interior": 0, "n_boundary": 0}
+    defaults = {**Pinn.defaults, "engine": "forward-laplacian", "n_interior": 0, "n_boundary": 0,
+                "widths": []}
     choices = {**Pinn.choices, "engine": ("forward-laplacian",)}
 
     def __init__(self, pde, n_per_axis, params=None, dtype="float32"):
@@ -78,6 +80,11 @@ class PinnFL(Pinn):
         if p["n_interior"] < 0 or p["n_boundary"] < 0:
             raise ValueError(f"method.{self.name}: n_interior / n_boundary must be >= 0 "
                              f"(got {p['n_interior']}, {p['n_boundary']})")
+        if p["widths"]:  # uneven hidden widths, e.g. the KFAC paper's 5-64-64-48-48-1
+            w = p["widths"]
+            if not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in w):
+                raise ValueError(f"method.{self.name}.widths = {w!r} must be positive integers")
+            self.net = MLP(list(w) + [pde.n_out], p["activation"], self.jdtype)
         if p["n_interior"]:
             self.n_interior = p["n_interior"]
         self.face_counts = [self.n_face] * len(self.conds)

@@ -87,5 +87,9 @@ def test_pinn_fl_point_counts_and_bad_values():
     assert fl.size_info()["n_condition_points"] == 49
     with pytest.raises(ValueError, match="n_interior"):
         methods.get("pinn-fl")(pde, 3, {"n_interior": -1})
+    fl = methods.get("pinn-fl")(pde, 3, {"widths": [7, 5]})
+    assert fl.n_params(fl.init(jax.random.PRNGKey(0))) == 6 * 7 + 8 * 5 + 6 * 1
+    with pytest.raises(ValueError, match="widths"):
+        methods.get("pinn-fl")(pde, 3, {"widths": [7, 0]})
     with pytest.raises(ValueError, match="engine"):
         methods.get("pinn-fl")(pde, 3, {"engine": "fwdrev"})
