@@ -19,7 +19,7 @@ def _net(n_in, widths=(16, 12), activation="tanh", seed=0):
     return net, params
 
 
-@pytest.mark.parametrize("activation", ["tanh", "sin", "gelu"])
+@pytest.mark.parametrize("activation", ["tanh", "gelu"])
 def test_forward_laplacian_equals_hessian_trace(activation):
     n_in = 3
     net, params = _net(n_in, activation=activation)
@@ -48,15 +48,15 @@ def test_weighted_operator_and_hessian_diagonal():
     np.testing.assert_allclose(out[:, 2 + n_in:, 0], diag, rtol=1e-11, atol=1e-11)
 
 
-@pytest.mark.parametrize("pde_name,dim", [("heat", 2), ("poisson", 3), ("helmholtz", 2)])
+@pytest.mark.parametrize("pde_name,dim", [("heat", 2), ("poisson", 3)])
 def test_pinn_fl_loss_equals_pinn_loss(pde_name, dim):
     pde = pdes.build(pde_name, dim)
     ref = methods.get("pinn")(pde, 4, {"width": 16, "depth": 2}, "float64")
     fl = methods.get("pinn-fl")(pde, 4, {"width": 16, "depth": 2}, "float64")
     params = ref.init_params(jax.random.PRNGKey(0))
     batch = ref.sample(jax.random.PRNGKey(1))
-    (l_ref, t_ref), g_ref = jax.value_and_grad(ref.loss, has_aux=True)(params, batch)
-    (l_fl, t_fl), g_fl = jax.value_and_grad(fl.loss, has_aux=True)(params, batch)
+    (l_ref, t_ref), g_ref = jax.jit(jax.value_and_grad(ref.loss, has_aux=True))(params, batch)
+    (l_fl, t_fl), g_fl = jax.jit(jax.value_and_grad(fl.loss, has_aux=True))(params, batch)
     np.testing.assert_allclose(l_fl, l_ref, rtol=1e-12)
     for k in t_ref:
         np.testing.assert_allclose(t_fl[k], t_ref[k], rtol=1e-12, atol=1e-14)

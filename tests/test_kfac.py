@@ -21,10 +21,7 @@ def _spd(rng, k, psd=False):
 
 def _tiny(name="kfac", pde=("poisson", 2), n=3, widths=(5, 4), **extra):
     p = pdes.build(*pde)
-    M = methods.get(name)(p, n, {"width": widths[0], "depth": len(widths), **extra}, "float64")
-    if len(set(widths)) > 1:  # uneven widths: rebuild the net
-        from methods.jaxutil import MLP
-        M.net = MLP(list(widths) + [1], "tanh", jnp.float64)
+    M = methods.get(name)(p, n, {"widths": list(widths), **extra}, "float64")
     params = M.init_params(jax.random.PRNGKey(0))
     return M, params, M.sample(jax.random.PRNGKey(1))
 
@@ -61,9 +58,9 @@ def test_boundary_factor_with_one_point_is_the_exact_gramian_block():
     layers = dense_layers(params)
     x = batch["faces"][0][:1]
     omega = jnp.array([0.37])
-    rb, bnd = M.boundary_curvature(layers, [x], omega)
+    rb, bnd = jax.jit(M.boundary_curvature)(layers, [x], omega)
     vec, unflat, shapes = _flat_tilde(M, layers)
-    J = jax.jacobian(lambda v: M.boundary_residual(unflat(v), [x])[0][0])(vec)
+    J = jax.jit(jax.jacobian(lambda v: M.boundary_residual(unflat(v), [x])[0][0]))(vec)
     i = 0
     for (A_b, B_b, grad_b), s in zip(bnd, shapes):
         Jl = J[i:i + s[0] * s[1]]
@@ -75,7 +72,7 @@ def test_boundary_factor_with_one_point_is_the_exact_gramian_block():
 
 def _dense_gramian(M, layers, batch):
     vec, unflat, _ = _flat_tilde(M, layers)
-    J = jax.jacobian(lambda v: M.stacked_residual(unflat(v), batch))(vec)
+    J = jax.jit(jax.jacobian(lambda v: M.stacked_residual(unflat(v), batch)))(vec)
     return J, vec, unflat
 
 
@@ -84,7 +81,7 @@ def test_gramian_vector_product_equals_dense_JtJv():
     layers = dense_layers(params)
     J, vec, unflat = _dense_gramian(M, layers, batch)
     v = jax.random.normal(jax.random.PRNGKey(3), vec.shape, jnp.float64)
-    Gv = M.gramian_vp(layers, batch, unflat(v))
+    Gv = jax.jit(M.gramian_vp)(layers, batch, unflat(v))
     Gv = jnp.concatenate([t.ravel() for t in Kfac._tilde(Gv)])
     np.testing.assert_allclose(Gv, J.T @ (J @ v), rtol=1e-10, atol=1e-12)
 
@@ -94,8 +91,8 @@ def test_assembled_gradient_equals_autodiff_of_pinn_loss(pde):
     """∇L from the KFAC streams equals reverse-mode AD of ½·(pinn's loss)."""
     M, params, batch = _tiny(pde=pde, widths=(6, 6))
     ref = methods.get("pinn")(M.pde, 3, {"width": 6, "depth": 2}, "float64")
-    curv, half, terms = M.curvature(dense_layers(params), batch)
-    loss, g = jax.value_and_grad(lambda p: 0.5 * ref.loss(p, batch)[0])(params)
+    curv, half, terms = jax.jit(M.curvature)(dense_layers(params), batch)
+    loss, g = jax.jit(jax.value_and_grad(lambda p: 0.5 * ref.loss(p, batch)[0]))(params)
     np.testing.assert_allclose(half, loss, rtol=1e-12)
     for c, (gW, gb) in zip(curv, dense_layers(g)):
         np.testing.assert_allclose(c[4], jnp.concatenate([gW, gb[None]]), rtol=1e-9, atol=1e-13)
@@ -107,7 +104,7 @@ def test_interior_factors_are_kfac_expand_of_the_exact_gramian():
     rebuild from the dense Jacobian of each stream separately."""
     M, params, batch = _tiny(widths=(5, 4))
     layers = dense_layers(params)
-    curv, _, _ = M.curvature(layers, batch)
+    curv, _, _ = jax.jit(M.curvature)(layers, batch)
     A_i, B_i = curv[-1][0], curv[-1][1]
     # last layer: output streams Y_s = Z_s W + b e_{s0}; r = -Y_lap - f, so g is -1 on the
     # Laplacian stream and 0 elsewhere: B = 1/N Σ_n 1 = 1, A = mean over (n, s) of Z̃ Z̃ᵀ
@@ -120,7 +117,7 @@ def test_interior_factors_are_kfac_expand_of_the_exact_gramian():
     np.testing.assert_allclose(A_i, np.einsum("nsi,nsj->ij", Za, Za) / (n * S), rtol=1e-12)
     # and the exact Gramian block of the last layer is 1/N Σ z̃_lap z̃_lapᵀ (only stream s = lap)
     vec, unflat, shapes = _flat_tilde(M, layers)
-    J = jax.jacobian(lambda v: M.interior_residual(unflat(v), batch["interior"])[0])(vec)
+    J = jax.jit(jax.jacobian(lambda v: M.interior_residual(unflat(v), batch["interior"])[0]))(vec)
     Jl = J[:, -shapes[-1][0]:]
     np.testing.assert_allclose(Jl.T @ Jl / n, np.einsum("ni,nj->ij", Za[:, -1], Za[:, -1]) / n,
                                rtol=1e-10, atol=1e-13)
