@@ -115,9 +115,11 @@ class Kfac(PinnFL):
     citation = "Dangel, Müller, Zeinhofer, NeurIPS 2024, arXiv 2405.15603"
     # defaults: the paper's best K1 (2-64-1) KFAC run, REFERENCES.md 2.5 / 4.6
     defaults = {**PinnFL.defaults, "optimizer": "kfac", "damping": 1.544e-12, "ema": 0.4496,
-                "momentum": 0.5118, "init_factors": "identity"}
+                "momentum": 0.5118, "init_factors": "identity",
+                "line_search": "map"}
     choices = {**PinnFL.choices, "optimizer": ("kfac", "kfac-star", "adam"),
-               "activation": ("tanh", "sin"), "init_factors": ("identity", "zero")}
+               "activation": ("tanh", "sin"), "init_factors": ("identity", "zero"),
+               "line_search": ("map", "vmap", "unrolled")}
 
     def __init__(self, pde, n_per_axis, params=None, dtype="float64"):
         super().__init__(pde, n_per_axis, params, dtype)
@@ -204,7 +206,7 @@ class Kfac(PinnFL):
         g_int = vjp_i(jnp.ones_like(r))[0]
         om = self._omega(batch)
         rb, bnd = self.boundary_curvature(layers, faces, om)
-        e0 = jnp.zeros((n, S, 1), Xi.dtype).at[:, 0, 0].set(1.0)
+        e0 = jnp.broadcast_to((jnp.arange(S) == 0).astype(Xi.dtype)[None, :, None], (n, S, 1))
         out = []
         for Z, g, (A_b, B_b, grad_b) in zip(ins, g_int, bnd):
             Za = jnp.concatenate([Z, e0], axis=2)
@@ -289,7 +291,13 @@ class Kfac(PinnFL):
             def trial(a):
                 return self.half_loss(self._untilde([t + a * m for t, m in zip(tl, mom)]), batch)
 
-            losses = jax.vmap(trial)(alphas)
+            mode = self.params["line_search"]
+            if mode == "map":  # sequential: XLA counts the body once (see describe())
+                losses = jax.lax.map(trial, alphas)
+            elif mode == "vmap":
+                losses = jax.vmap(trial)(alphas)
+            else:  # unrolled: 31 copies in the graph (the FLOP count covers all of them)
+                losses = jnp.stack([trial(alphas[i]) for i in range(len(LS_EXPONENTS))])
             best = jnp.argmin(jnp.where(jnp.isfinite(losses), losses, jnp.inf))
             alpha = jnp.where(losses[best] < half, alphas[best], 0.0)
             update, extra = [alpha * m for m in mom], {"alpha": alpha}
@@ -303,6 +311,24 @@ class Kfac(PinnFL):
         new = {"params": with_layers(params, new_layers), "factors": factors, "mom": mom,
                "step": state["step"] + 1}
         return new, {"loss": 2.0 * half, **terms, **extra}
+
+    def _ls_flops(self) -> dict:
+        """The line search runs in ``lax.map``, whose body XLA's cost analysis counts once
+        (REFERENCES.md 4.3): report one loss evaluation's FLOPs and the missing 30 of them."""
+        note = ("flops_per_step counts the lax.map line-search body once; the true count is "
+                "flops_per_step + flops_correction (30 more loss evaluations)")
+        try:
+            key = jax.random.PRNGKey(0)
+            params = jax.eval_shape(self.init_params, key)
+            batch = jax.eval_shape(self.sample, key)
+            f = jax.jit(lambda p, b: self.half_loss(dense_layers(p), b))
+            ca = f.lower(params, batch).compile().cost_analysis()
+            ca = ca[0] if isinstance(ca, (list, tuple)) else ca
+            one = float(ca.get("flops")) if ca and ca.get("flops") is not None else None
+        except Exception as e:  # cost analysis is best effort
+            return {"flops_note": f"{note}; loss FLOPs unavailable ({type(e).__name__})"}
+        return {"flops_note": note, "line_search_loss_flops": one,
+                "flops_correction": None if one is None else 30.0 * one}
 
     def _adaptive(self, layers, batch, deltas, prev, grads, step):
         """Martens & Grosse (2015) sec. 7: (α, μ) from the exact quadratic model, 2×2 solve."""
@@ -335,7 +361,10 @@ class Kfac(PinnFL):
                           "boundary Kronecker term (all condition groups, weighted as in "
                           "pde_loss); EMA, damping, exact Kronecker-sum solve (Cholesky + eigh)"}
         if p["optimizer"] == "kfac":
-            d["step_size"] = "momentum + grid line search over 2^-30..2^0 (31 losses, vmapped)"
+            d["step_size"] = (f"momentum + grid line search over 2^-30..2^0 (31 losses, "
+                              f"{p['line_search']})")
+            if p["line_search"] == "map":
+                d.update(self._ls_flops())
         elif p["optimizer"] == "kfac-star":
             d["step_size"] = "Martens-Grosse adaptive (alpha, mu) from exact Gramian JVPs"
         return d
