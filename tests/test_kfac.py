@@ -136,14 +136,16 @@ def test_kfac_star_step_lowers_the_loss_and_matches_its_quadratic_model():
 
 
 def test_kfac_reaches_paper_accuracy_on_small_poisson():
-    """KFAC on K1 (Poisson 2-d), REFERENCES 4.6 hyper-parameters, reduced: 2-32-1 net,
-    400 interior / 80 boundary points (fixed): rel. L2 < 2e-3 within 500 steps, checked every
-    25 steps (the full 2-64-1, 900/120 check is the kfac-poisson-cpu suite)."""
+    """KFAC on K1 (Poisson 2-d), REFERENCES 4.6 hyper-parameters (the method's defaults),
+    2-64-1 net, 900 interior / 120 boundary points (one fixed batch): rel. L2 < 2e-3 within
+    500 steps, checked every 25 steps and stopped once reached (about 250 steps). A 2-32-1 net
+    on 400 points plateaus near 2.7e-3, so the size is not reduced; the equal-wall-time
+    comparison with Adam is the kfac-poisson-cpu suite."""
     pde = pdes.build("poisson", 2)
-    M = methods.get("kfac")(pde, 20, {"width": 32, "depth": 1, "resample_every": 0}, "float64")
+    M = methods.get("kfac")(pde, 30, {"width": 64, "depth": 1, "resample_every": 0}, "float64")
     state, batch = M.init(jax.random.PRNGKey(0)), M.sample(jax.random.PRNGKey(1))
     step = jax.jit(M.step)
-    pts = jax.random.uniform(jax.random.PRNGKey(2), (4000, 2), jnp.float64)
+    pts = jax.random.uniform(jax.random.PRNGKey(2), (9000, 2), jnp.float64)
     ex = pde.exact([pts[:, 0], pts[:, 1]], jnp)
     for k in range(1, 501):
         state, m = step(state, batch)
