@@ -18,7 +18,7 @@ import os
 
 from bench.measure import env as menv
 from bench.measure import memory as mmem
-from bench.measure.timing import Timer, chunk_plan, no_gc, summarize
+from bench.measure.timing import Timer, chunk_size, no_gc, summarize
 
 PRECISION = {"highest": "highest", "high": "high", "default": "high"}
 
@@ -178,15 +178,25 @@ def _train(torch, case, M, pde, state, batch, seeds, rec, sync):
     train_s, done, samples = t_first.s, 1, []
     resample_every = int(M.params.get("resample_every", 0) or 0)
     last_draw = 0
-    plan = chunk_plan(case.steps, case.timing_samples)
-    m["steps_per_sample"] = plan[0] if plan else None
     rec["phase"] = "train"
     stop = None
     loss = float(metrics["loss"])
     if not math.isfinite(loss):
         stop = "nan"
     rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **evaluate(state)})
-    for k in plan if stop is None else []:
+    if stop is None and done < case.steps:  # one more step alone sizes the timed chunks
+        with Timer() as t_est:
+            state, metrics = M.step(state, batch)
+            sync()
+        done, train_s = done + 1, train_s + t_est.s
+        loss = float(metrics["loss"])
+        stop = None if math.isfinite(loss) else "nan"
+        m["second_step_s"] = t_est.s
+    K = chunk_size(case.steps - done, case.timing_samples, m.get("second_step_s") or t_first.s)
+    m["steps_per_sample"] = K
+    next_eval = done + 1
+    while stop is None and done < case.steps:
+        k = min(K, case.steps - done)
         if resample_every and done - last_draw >= resample_every:
             batch = M.sample(seed_sample + done)
             sync()
@@ -197,14 +207,20 @@ def _train(torch, case, M, pde, state, batch, seeds, rec, sync):
             sync()
         done += k
         train_s += t.s
-        if k == plan[0]:
+        if k == K:
             samples.append(t.ms / k)
         loss = float(metrics["loss"])
         if not math.isfinite(loss):
             stop = "nan"
             break
         point = {"step": done, "train_s": train_s, "loss": loss}
-        if case.eval_every == 0 or done % case.eval_every < k or done == case.steps:
+        last = done >= case.steps or (case.max_seconds and train_s >= case.max_seconds)
+        if case.eval_every:
+            due = done % case.eval_every < k
+        else:  # log-spaced curve, as run_jax
+            due = done >= next_eval
+            next_eval = max(next_eval, int(done * 1.25) + 1)
+        if due or last or case.target_rel_l2:
             point.update(evaluate(state))
         rec["curve"].append(point)
         if case.target_rel_l2 and point.get("rel_l2", math.inf) <= case.target_rel_l2:

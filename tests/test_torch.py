@@ -73,7 +73,7 @@ def test_worker_runs_a_torch_case(tmp_path):
     rec = worker.run(case, tmp_path / "r.json")
     assert rec["status"] == "ok", rec.get("traceback", rec["error"])
     m = rec["metrics"]
-    assert m["steps_done"] == 7 and m["n_samples"] == 3 and m["step_ms"] > 0
+    assert m["steps_done"] == 7 and m["n_samples"] >= 3 and m["step_ms"] > 0
     assert m["flops_per_step"] > 0 and m["step_ms_min"] > 0
     assert rec["env"]["backend"] == "torch" and rec["env"]["torch_num_threads"] >= 1
     assert {"rel_l2", "rms_abs", "max_abs"} <= set(m) and rec["curve"][0]["step"] == 1
