@@ -29,8 +29,11 @@ One step (pure and jittable, timed as one step by the worker):
    L⁻¹ A_2 L⁻ᵀ, K = L⁻ᵀ E satisfies Kᵀ A_1 K = I and Kᵀ A_2 K = diag(s), so
    X = K_A [(K_Aᵀ ∇ K_B) ⊘ (1 + s_A s_Bᵀ)] K_Bᵀ. Direction Δ = −X.
 6. ``kfac``: momentum buffer ← μ·buffer + Δ, then the paper's grid line search: the loss on the
-   current batch at α ∈ {2⁻³⁰, …, 2⁰} (31 values, evaluated together with ``vmap``, so the
-   compiled FLOP count covers all of them), α* the argmin, or 0 if none beats the current loss.
+   current batch at α ∈ {2⁻³⁰, …, 2⁰} (31 values), α* the argmin, or 0 if none beats the
+   current loss. ``line_search = "map"`` (default) evaluates them in ``lax.map``: on a 2-core
+   CPU the vmapped or unrolled forms were 15-20x slower (an XLA CPU pathology, measured);
+   XLA's cost analysis counts the map body once, so ``describe()`` reports the missing FLOPs
+   (``flops_correction``). ``"vmap"`` is the natural choice on a GPU (untested here).
    ``kfac-star`` (Martens & Grosse 2015, sec. 7): δ = αΔ + μδ_prev with (α, μ) minimising
    L + δᵀ∇L + ½δᵀ(G + λI)δ under the exact Gramian, from two JVPs of R and a 2×2 solve;
    first step α = 1e-6, μ = 0. pinnbench adds a safeguard (``reject_increase``, default on):
