@@ -217,9 +217,10 @@ def _train(torch, case, M, pde, state, batch, seeds, rec, sync):
         last = done >= case.steps or (case.max_seconds and train_s >= case.max_seconds)
         if case.eval_every:
             due = done % case.eval_every < k
-        else:  # log-spaced curve, as run_jax
+        else:  # log-spaced curve: about ten points per decade of steps
             due = done >= next_eval
-            next_eval = max(next_eval, int(done * 1.25) + 1)
+            if due:  # (advance only when due, else next_eval runs ahead of done forever)
+                next_eval = int(done * 1.25) + 1
         if due or last or case.target_rel_l2:
             point.update(evaluate(state))
         rec["curve"].append(point)
