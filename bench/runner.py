@@ -49,6 +49,9 @@ def worker_env(case: Case) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # LAPACK (jaxlib's CPU eigh/cholesky/triangular solve, numpy) runs on small matrices here;
+    # multi-threaded OpenBLAS spins and was 10-50x slower on a loaded 2-core CPU (KFAC solves).
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     return env
 
 

@@ -29,6 +29,7 @@ from bench.measure import memory as mmem
 from bench.measure.timing import Timer, chunk_size, no_gc, summarize
 from bench.store import write_json_atomic
 from bench.suite import Case
+from bench.torch_worker import run_torch
 
 MEMORY_SOURCES = {
     "xla_temp_bytes": "XLA compiled memory_analysis() of the training step: temp buffers (per call)",
@@ -336,7 +337,7 @@ def _extras(M, metrics) -> dict:
     return {k: float(metrics[k]) for k in getattr(M, "curve_keys", ()) if k in metrics}
 
 
-RUNNERS = {"jax": run_jax}
+RUNNERS = {"jax": run_jax, "torch": run_torch}
 
 
 def run(case: Case, out: Path) -> dict:

@@ -9,8 +9,11 @@ from pdes import Registry
 
 from .base import Method
 from .causal import CausalPinn, SpinnCausal
+from .kfac import Kfac, KfacStar
 from .nsm import Nsm, NsmFdPinn
 from .pinn import Pinn
+from .pinn_fl import PinnFL
+from .pinn_torch import PinnTorch
 from .spinn import Spinn
 from .spinn_lowrank import SpinnLowrank
 
@@ -22,6 +25,10 @@ REGISTRY.add("causal", CausalPinn)
 REGISTRY.add("spinn-causal", SpinnCausal)
 REGISTRY.add("nsm", Nsm)
 REGISTRY.add("nsm-fdpinn", NsmFdPinn)
+REGISTRY.add("pinn-fl", PinnFL)
+REGISTRY.add("kfac", Kfac)
+REGISTRY.add("kfac-star", KfacStar)
+REGISTRY.add("pinn-torch", PinnTorch)
 
 
 def get(name: str) -> type[Method]:
