@@ -22,7 +22,7 @@ from .base import PDE, Condition
 
 
 class AllenCahn(PDE):
-    name = "allen_cahn"
+    name = "allen-cahn"
     description = "Allen-Cahn u_t = 1e-4 u_xx + 5u - 5u^3, x in [-1,1) periodic, u0 = x^2 cos(pi x) (C1)"
     citation = "Wang, Sankaran, Perdikaris, arXiv 2203.07404, sec. 5.1 (reference: own ETDRK4 solver)"
     dims = (1,)

@@ -83,7 +83,7 @@ def test_interpolation_reproduces_nodes_and_is_periodic():
 
 
 def test_pde_reference_exact_and_conditions():
-    pde = pdes.build("allen_cahn", 1)
+    pde = pdes.build("allen-cahn", 1)
     assert pde.weights["ic"] == 100.0 and pde.periodic_axes == (1,)
     t, x, u = reference()
     assert u.shape == (201, 1024) and reference() is reference()  # cached
@@ -106,7 +106,7 @@ def test_pde_reference_exact_and_conditions():
 def test_residual_of_the_reference_is_small_in_the_pde_vocabulary():
     """The PDE residual (through a fields object) of the reference solution, evaluated with
     spectral derivatives of the solver's own output at a few times, is small."""
-    pde = pdes.build("allen_cahn", 1)
+    pde = pdes.build("allen-cahn", 1)
     t, x, u = solve(_u0, n=512, dt=1e-3, n_snap=101)
     k = wavenumbers(512, 2.0)
     i = np.arange(10, 100, 10)
