@@ -30,6 +30,7 @@ class AllenCahn(PDE):
     default_weights = {"res": 1.0, "ic": 100.0, "bc": 1.0}
     defaults = {"nu": 1e-4, "r": 5.0}
     periodic_axes = (1,)
+    solution = "reference"  # interpolated ETDRK4 reference, not a closed form
 
     def setup(self):
         for k, v in self.params.items():
