@@ -13,12 +13,12 @@ to ``os.cpu_count()`` and recorded; peak memory is ``torch.cuda.max_memory_alloc
 from __future__ import annotations
 
 import copy
-import math
 import os
 
+from bench import loop
 from bench.measure import env as menv
 from bench.measure import memory as mmem
-from bench.measure.timing import Timer, chunk_size, no_gc, summarize
+from bench.measure.timing import Timer
 
 PRECISION = {"highest": "highest", "high": "high", "default": "high"}
 
@@ -170,76 +170,14 @@ def _train(torch, case, M, pde, state, batch, seeds, rec, sync):
     def evaluate(st):
         return _errors(torch, M.predict(st, pts), exact)
 
-    rec["phase"] = "first_step"
-    with Timer() as t_first:
-        state, metrics = M.step(state, batch)
+    def resample(done):
+        new = M.sample(seed_sample + done)
         sync()
-    m["first_step_s"] = t_first.s
-    train_s, done, samples = t_first.s, 1, []
-    resample_every = int(M.params.get("resample_every", 0) or 0)
-    last_draw = 0
-    rec["phase"] = "train"
-    stop = None
-    loss = float(metrics["loss"])
-    if not math.isfinite(loss):
-        stop = "nan"
-    rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **evaluate(state)})
-    if stop is None and done < case.steps:  # one more step alone sizes the timed chunks
-        with Timer() as t_est:
-            state, metrics = M.step(state, batch)
-            sync()
-        done, train_s = done + 1, train_s + t_est.s
-        loss = float(metrics["loss"])
-        stop = None if math.isfinite(loss) else "nan"
-        m["second_step_s"] = t_est.s
-    K = chunk_size(case.steps - done, case.timing_samples, m.get("second_step_s") or t_first.s)
-    m["steps_per_sample"] = K
-    next_eval = done + 1
-    while stop is None and done < case.steps:
-        k = min(K, case.steps - done)
-        if resample_every and done - last_draw >= resample_every:
-            batch = M.sample(seed_sample + done)
-            sync()
-            last_draw = done
-        with no_gc(), Timer() as t:
-            for _ in range(k):
-                state, metrics = M.step(state, batch)
-            sync()
-        done += k
-        train_s += t.s
-        if k == K:
-            samples.append(t.ms / k)
-        loss = float(metrics["loss"])
-        if not math.isfinite(loss):
-            stop = "nan"
-            break
-        point = {"step": done, "train_s": train_s, "loss": loss}
-        last = done >= case.steps or (case.max_seconds and train_s >= case.max_seconds)
-        if case.eval_every:
-            due = done % case.eval_every < k
-        else:  # log-spaced curve: about ten points per decade of steps
-            due = done >= next_eval
-            if due:  # (advance only when due, else next_eval runs ahead of done forever)
-                next_eval = int(done * 1.25) + 1
-        if due or last or case.target_rel_l2:
-            point.update(evaluate(state))
-        rec["curve"].append(point)
-        if case.target_rel_l2 and point.get("rel_l2", math.inf) <= case.target_rel_l2:
-            m["time_to_target_s"], m["steps_to_target"] = train_s, done
-            stop = "target"
-            break
-        if case.max_seconds and train_s >= case.max_seconds:
-            stop = "max_seconds"
-            break
-    m.update(summarize(samples))
-    m["step_ms_samples"] = samples
-    m.update(steps_done=done, train_s=train_s, final_loss=loss, stop_reason=stop or "steps")
-    m.update({f"final_{k}": float(v) for k, v in metrics.items() if k != "loss"})
-    if stop == "nan":
-        m["nan_step"] = done
-        rec["status"], rec["error"] = "nan", f"loss became {loss} at step {done}"
+        return new
+
+    r = loop.train(case, M, rec, M.step, lambda _tree: sync(), resample, evaluate, state, batch)
+    if r.stop == "nan":
+        m["nan_step"] = r.done
+        rec["status"], rec["error"] = "nan", f"loss became {r.loss} at step {r.done}"
         return
-    m.update(evaluate(state))
-    if case.target_rel_l2 and m.get("time_to_target_s") is None and m["rel_l2"] <= case.target_rel_l2:
-        m["time_to_target_s"], m["steps_to_target"] = train_s, done
-    rec["status"], rec["error"] = "ok", None
+    loop.finish_ok(case, rec, evaluate(r.state))

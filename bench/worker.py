@@ -24,9 +24,10 @@ import time
 import traceback
 from pathlib import Path
 
+from bench import loop
 from bench.measure import env as menv
 from bench.measure import memory as mmem
-from bench.measure.timing import Timer, chunk_size, no_gc, summarize
+from bench.measure.timing import Timer
 from bench.store import write_json_atomic
 from bench.suite import Case
 from bench.torch_worker import run_torch
@@ -216,90 +217,23 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     with Timer() as t_s:
         batch = jax.block_until_ready(sample(k_sample))
     m["sample_s"] = t_s.s
-    rec["phase"] = "first_step"
-    with Timer() as t_first:
-        state, metrics = compiled(state, batch)
-        jax.block_until_ready((state, metrics))
-    m["first_step_s"] = t_first.s
-    train_s, done, samples = t_first.s, 1, []
-    resample_every = int(M.params.get("resample_every", 0) or 0)
-    last_draw = 0
-    rec["phase"] = "train"
-    stop = None
-    loss = float(metrics["loss"])
-    if not math.isfinite(loss):
-        stop = "nan"
-    rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **_extras(M, metrics),
-                         **evaluate(state)})
-    if stop is None and done < case.steps:  # one more step alone sizes the timed chunks
-        with Timer() as t_est:
-            state, metrics = compiled(state, batch)
-            jax.block_until_ready((state, metrics))
-        done, train_s = done + 1, train_s + t_est.s
-        loss = float(metrics["loss"])
-        stop = None if math.isfinite(loss) else "nan"
-        m["second_step_s"] = t_est.s
-    K = chunk_size(case.steps - done, case.timing_samples, m.get("second_step_s") or t_first.s)
-    m["steps_per_sample"] = K
-    next_eval = done + 1
-    while stop is None and done < case.steps:
-        k = min(K, case.steps - done)
-        if resample_every and done - last_draw >= resample_every:
-            batch = jax.block_until_ready(sample(jax.random.fold_in(k_sample, done)))
-            last_draw = done
-        with no_gc(), Timer() as t:
-            for _ in range(k):
-                state, metrics = compiled(state, batch)
-            jax.block_until_ready((state, metrics))
-        done += k
-        train_s += t.s
-        if k == K:
-            samples.append(t.ms / k)
-        loss = float(metrics["loss"])
-        if not math.isfinite(loss):
-            stop = "nan"
-            break
-        point = {"step": done, "train_s": train_s, "loss": loss, **_extras(M, metrics)}
-        last = done >= case.steps or (case.max_seconds and train_s >= case.max_seconds)
-        if case.eval_every:
-            due = done % case.eval_every < k
-        else:  # log-spaced curve: about ten points per decade of steps
-            due = done >= next_eval
-            if due:
-                next_eval = int(done * 1.25) + 1
-        if due or last or case.target_rel_l2:
-            point.update(evaluate(state))
-        rec["curve"].append(point)
-        if case.target_rel_l2 and point.get("rel_l2", math.inf) <= case.target_rel_l2:
-            m["time_to_target_s"], m["steps_to_target"] = train_s, done
-            stop = "target"
-            break
-        if case.max_seconds and train_s >= case.max_seconds:
-            stop = "max_seconds"
-            break
-        if float(metrics.get("stop", 0.0)) > 0:  # the method's own stop rule (causal schedule)
-            stop = "method"
-            break
-    m.update(summarize(samples))
-    m["step_ms_samples"] = samples
-    m.update(steps_done=done, train_s=train_s, final_loss=loss, stop_reason=stop or "steps")
-    m.update({f"final_{k}": float(v) for k, v in metrics.items() if k != "loss"})
+    r = loop.train(case, M, rec, compiled, jax.block_until_ready,
+                   lambda done: jax.block_until_ready(sample(jax.random.fold_in(k_sample, done))),
+                   evaluate, state, batch)
+    stop, K, done, loss = r.stop, r.K, r.done, r.loss
     if stop == "nan":
         # the schedule of the timed run: step 1 and step 2 alone, then chunks of K steps,
         # each chunk preceded by the resampling check
         plan = [(1, False)] + ([(1, False)] if "second_step_s" in m else [])
         while sum(k for k, _ in plan) < case.steps:
             plan.append((min(K, case.steps - sum(k for k, _ in plan)), True))
-        exact = _locate_nan(jax, compiled, init, sample, k_init, k_sample, plan, resample_every, done)
+        exact = _locate_nan(jax, compiled, init, sample, k_init, k_sample, plan, r.resample_every, done)
         m["nan_step"] = exact or done
         m["nan_step_exact"] = exact is not None
         m["nan_detected_at_step"] = done
         rec["status"], rec["error"] = "nan", f"loss became {loss} at step {m['nan_step']}"
         return
-    m.update(evaluate(state, final=True))
-    if case.target_rel_l2 and m.get("time_to_target_s") is None and m["rel_l2"] <= case.target_rel_l2:
-        m["time_to_target_s"], m["steps_to_target"] = train_s, done
-    rec["status"], rec["error"] = "ok", None
+    loop.finish_ok(case, rec, evaluate(r.state, final=True))
 
 
 #: longest run that is replayed step by step to find the first non-finite loss
@@ -330,11 +264,6 @@ def _locate_nan(jax, compiled, init, sample, k_init, k_sample, plan, resample_ev
             if done >= upto:
                 return None
     return None
-
-
-def _extras(M, metrics) -> dict:
-    """Step metrics a method asks to keep on the curve (``curve_keys``, e.g. causal min_w)."""
-    return {k: float(metrics[k]) for k in getattr(M, "curve_keys", ()) if k in metrics}
 
 
 RUNNERS = {"jax": run_jax, "torch": run_torch}
