@@ -120,7 +120,7 @@ def run_torch(case, rec: dict, checkpoint) -> None:
 
     _inject(case.case_id, "compiled")
 
-    sampler = mmem.NvmlSampler(dev.index or 0) if on_gpu else None
+    sampler = mmem.NvmlSampler(torch.cuda.current_device()) if on_gpu else None
     if on_gpu:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()

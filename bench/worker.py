@@ -84,6 +84,9 @@ def setup_platform(case: Case) -> dict:
         set_["JAX_PLATFORMS"] = os.environ.get("JAX_PLATFORMS", "cuda")
         # memory runs: grow on demand so NVML and the allocator peak describe this case
         set_["XLA_PYTHON_CLIENT_PREALLOCATE"] = os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        # CUDA numbers GPUs fastest first by default, NVML by PCI bus: make them agree, so the
+        # NVML sampler watches the GPU the case runs on (bench.measure.memory.nvml_index)
+        set_["CUDA_DEVICE_ORDER"] = os.environ.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     os.environ.update(set_)
     if "jax" in sys.modules:  # imported already (bench.suite imports the registries): JAX read
         # JAX_PLATFORMS at import; the config still applies until the first backend starts

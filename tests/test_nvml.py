@@ -41,6 +41,7 @@ class FakeNvml:
         self.name, self.driver, self.count = name, driver, count
         self.init_error, self.procs_error = init_error, procs_error
         self.mem_error = None
+        self.uuids = [f"GPU-{i}a{i}b0000-1111-2222-3333-44445555666{i}".encode() for i in range(8)]
         self.calls: dict[str, int] = {}
         self.lock = threading.Lock()
 
@@ -81,6 +82,9 @@ class FakeNvml:
     def nvmlDeviceGetName(self, handle):
         return self.name
 
+    def nvmlDeviceGetUUID(self, handle):
+        return self.uuids[handle[1]]
+
     def nvmlSystemGetDriverVersion(self):
         return self.driver
 
@@ -94,6 +98,7 @@ class FakeNvml:
 
 @pytest.fixture
 def fake(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     nv = FakeNvml()
     monkeypatch.setattr(memory, "_pynvml", lambda: nv)
     return nv
@@ -202,7 +207,8 @@ def test_no_driver_is_not_available_with_reason(fake, error):
     assert s.start()._thread is None  # no thread without NVML
     p = s.stop()
     assert p == {"nvml_peak_bytes": None, "nvml_process_peak_bytes": None,
-                 "nvml_baseline_bytes": None, "nvml_samples": 0, "nvml_reason": s.reason}
+                 "nvml_baseline_bytes": None, "nvml_samples": 0, "nvml_index": None,
+                 "nvml_reason": s.reason}
     assert "shutdown" not in fake.calls  # never shut down what did not start
     assert memory.nvml_device_count() == 0
     assert memory.nvml_info() == {}
@@ -223,9 +229,48 @@ def test_missing_pynvml_module_is_not_available(monkeypatch):
 
 def test_bad_device_index_is_not_available(fake):
     fake.count = 2
-    s = memory.NvmlSampler(index=5)
+    s = memory.NvmlSampler(cuda_ordinal=5)
     assert not s.available
-    assert "NVMLError_InvalidArgument" in s.reason
+    assert "NVMLError_InvalidArgument" in s.reason and "CUDA device 5" in s.reason
+    assert fake.calls["init"] == fake.calls["shutdown"] == 1  # nothing left initialised
+
+
+# -- CUDA ordinal -> NVML index ------------------------------------------------------------------
+# NVML numbers all GPUs and ignores CUDA_VISIBLE_DEVICES; JAX and torch number the visible ones.
+
+@pytest.mark.parametrize("mask,ordinal,index", [
+    (None, 0, 0), (None, 2, 2),                      # no mask: the same numbering (PCI_BUS_ID order)
+    ("3", 0, 3), ("2,0", 0, 2), ("2, 0", 1, 0),      # NVML indices in the mask
+    ("GPU-3a3b0000-1111-2222-3333-444455556663", 0, 3),  # a full UUID
+    ("1,GPU-5a5b", 1, 5), ("6a6b", 0, 6),            # unique UUID prefixes, with or without GPU-
+])
+def test_cuda_ordinal_maps_to_the_nvml_device(fake, monkeypatch, mask, ordinal, index):
+    fake.count = 8
+    if mask is not None:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", mask)
+    assert memory.nvml_index(fake, ordinal) == index
+    s = memory.NvmlSampler(cuda_ordinal=ordinal)
+    assert s.available and s.handle == ("handle", index)
+    assert s.stop()["nvml_index"] == index
+    assert memory.nvml_info(ordinal)["nvml_index"] == index
+
+
+@pytest.mark.parametrize("mask,ordinal,why", [
+    ("1", 1, "not in CUDA_VISIBLE_DEVICES"), ("", 0, "not in CUDA_VISIBLE_DEVICES"),
+    ("GPU-9", 0, "matches 0 NVML devices"), ("GPU-", 0, "matches 8 NVML devices"),
+    ("MIG-0a0b0000-1111-2222-3333-444455556660", 0, "MIG slice"),
+])
+def test_a_device_nvml_cannot_name_is_not_sampled(fake, monkeypatch, mask, ordinal, why):
+    """A wrong GPU's memory would be a silent lie: no sampling, and the reason on the record."""
+    fake.count = 8
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", mask)
+    with pytest.raises(ValueError, match=why):
+        memory.nvml_index(fake, ordinal)
+    s = memory.NvmlSampler(cuda_ordinal=ordinal)
+    assert not s.available and why in s.reason
+    assert s.stop()["nvml_peak_bytes"] is None
+    info = memory.nvml_info(ordinal)
+    assert "gpu_name" not in info and why in info["nvml_reason"]
 
 
 # -- fake NVML: device count and info -----------------------------------------------------------
@@ -244,7 +289,7 @@ def test_nvml_info_decodes_and_reports_total(fake, name, driver):
     info = memory.nvml_info(0)
     as_str = lambda v: v.decode() if isinstance(v, bytes) else v  # noqa: E731
     assert info == {"gpu_name": as_str(name), "driver": as_str(driver),
-                    "gpu_total_bytes": 81559 * MiB}
+                    "gpu_total_bytes": 81559 * MiB, "nvml_index": 0}
     assert fake.calls["shutdown"] == 1
 
 
@@ -268,11 +313,13 @@ def _case(device: str, **kw) -> Case:
 
 
 def test_setup_platform_gpu_disables_preallocation(restore_environ):
-    for k in ("XLA_PYTHON_CLIENT_PREALLOCATE", "JAX_PLATFORMS"):
+    for k in ("XLA_PYTHON_CLIENT_PREALLOCATE", "JAX_PLATFORMS", "CUDA_DEVICE_ORDER"):
         os.environ.pop(k, None)
     set_ = worker.setup_platform(_case("gpu"))
-    assert set_ == {"JAX_PLATFORMS": "cuda", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    assert set_ == {"JAX_PLATFORMS": "cuda", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+                    "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
     assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"  # CUDA numbers GPUs as NVML does
     assert os.environ["JAX_PLATFORMS"] == "cuda"
     import jax  # imported before the call (bench.suite imports it): the config must follow too
 
@@ -281,22 +328,27 @@ def test_setup_platform_gpu_disables_preallocation(restore_environ):
 
 def test_setup_platform_gpu_keeps_and_records_an_explicit_setting(restore_environ):
     os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "true"
+    os.environ["CUDA_DEVICE_ORDER"] = "FASTEST_FIRST"
     os.environ.pop("JAX_PLATFORMS", None)
     set_ = worker.setup_platform(_case("gpu"))
     assert set_["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"  # recorded as what was in force
+    assert set_["CUDA_DEVICE_ORDER"] == "FASTEST_FIRST"
 
 
 def test_setup_platform_cpu_leaves_the_allocator_alone(restore_environ):
     os.environ.pop("XLA_PYTHON_CLIENT_PREALLOCATE", None)
+    os.environ.pop("CUDA_DEVICE_ORDER", None)
     set_ = worker.setup_platform(_case("cpu"))
     assert set_ == {"JAX_PLATFORMS": "cpu"}
     assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ
+    assert "CUDA_DEVICE_ORDER" not in os.environ
     import jax
 
     assert jax.config.jax_platforms == "cpu"
 
 
-def _run_worker(tmp_path, case: Case, env_drop=("XLA_PYTHON_CLIENT_PREALLOCATE", "JAX_PLATFORMS")):
+def _run_worker(tmp_path, case: Case,
+                env_drop=("XLA_PYTHON_CLIENT_PREALLOCATE", "JAX_PLATFORMS", "CUDA_DEVICE_ORDER")):
     case_file, out = tmp_path / "case.json", tmp_path / "rec.json"
     case_file.write_text(json.dumps(case.to_dict()))
     env = {k: v for k, v in os.environ.items() if k not in env_drop}
@@ -311,6 +363,7 @@ def test_worker_records_the_allocator_setting_of_a_gpu_case(tmp_path):
     rec = _run_worker(tmp_path, _case("gpu"))
     assert rec["env"]["platform_env"]["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     assert rec["env"]["env_vars"]["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert rec["env"]["platform_env"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     if memory.nvml_device_count() == 0:
         # no CUDA here: the case fails; it must not quietly run on the CPU instead
         assert rec["status"] == "error"
@@ -326,7 +379,7 @@ import jax, jax.numpy as jnp
 from bench.measure.memory import NvmlSampler
 dev = jax.devices("gpu")[0]
 jnp.zeros(1).block_until_ready()             # start the CUDA context before the baseline
-s = NvmlSampler(index=0, interval=0.005).start()
+s = NvmlSampler(cuda_ordinal=0, interval=0.005).start()
 time.sleep(0.1)
 x = jax.device_put(jnp.ones((N_BYTES // 4,), jnp.float32), dev).block_until_ready()
 time.sleep(0.3)

@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "torch", "nvidia-ml-py", "pinnbench")
-ENV_PREFIXES = ("XLA_", "JAX_", "OMP_", "MKL_", "OPENBLAS_", "CUDA_VISIBLE", "TF_CPP")
+ENV_PREFIXES = ("XLA_", "JAX_", "OMP_", "MKL_", "OPENBLAS_", "CUDA_", "PYTORCH_", "TF_CPP")
 
 
 def cpu_model() -> str | None:

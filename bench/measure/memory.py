@@ -49,22 +49,57 @@ def nvml_device_count() -> int:
             pass
 
 
-def nvml_info(index: int = 0) -> dict:
-    """Driver version, device name and total memory of GPU ``index`` (empty without NVML)."""
+def nvml_index(nv, cuda_ordinal: int) -> int:
+    """The NVML index of the GPU that CUDA (JAX, torch) calls ``cuda_ordinal``.
+
+    NVML numbers every GPU of the machine in PCI bus order and ignores ``CUDA_VISIBLE_DEVICES``;
+    CUDA numbers only the visible ones, in ``CUDA_DEVICE_ORDER`` (the worker sets ``PCI_BUS_ID``
+    for GPU cases, so without a mask the two agree). With a mask, entry ``cuda_ordinal`` of it
+    names the GPU: an NVML index, or a UUID (``GPU-...``, or a unique prefix of one). Raises
+    ValueError where NVML cannot name the device (a MIG slice, a mask that does not match).
+    """
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is None:
+        return int(cuda_ordinal)
+    entries = [e.strip() for e in mask.split(",") if e.strip()]
+    if not 0 <= cuda_ordinal < len(entries):
+        raise ValueError(f"CUDA device {cuda_ordinal} is not in CUDA_VISIBLE_DEVICES={mask!r}")
+    entry = entries[cuda_ordinal]
+    if entry.isdigit():
+        return int(entry)
+    if entry.startswith("MIG-"):
+        raise ValueError(f"CUDA_VISIBLE_DEVICES entry {entry!r} is a MIG slice: NVML's device memory "
+                         "counts the whole GPU, not the slice")
+    hits = []
+    for i in range(int(nv.nvmlDeviceGetCount())):
+        uuid = nv.nvmlDeviceGetUUID(nv.nvmlDeviceGetHandleByIndex(i))
+        uuid = uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+        if uuid.startswith(entry) or uuid.startswith("GPU-" + entry):
+            hits.append(i)
+    if len(hits) != 1:
+        raise ValueError(f"CUDA_VISIBLE_DEVICES entry {entry!r} matches {len(hits)} NVML devices")
+    return hits[0]
+
+
+def nvml_info(cuda_ordinal: int = 0) -> dict:
+    """Driver version, device name, total memory and NVML index of the GPU that CUDA calls
+    ``cuda_ordinal`` (empty without NVML; ``nvml_reason`` when the device cannot be named)."""
     try:
         nv = _pynvml()
         nv.nvmlInit()
     except Exception:
         return {}
     try:
+        index = nvml_index(nv, cuda_ordinal)
         h = nv.nvmlDeviceGetHandleByIndex(index)
         name = nv.nvmlDeviceGetName(h)
         drv = nv.nvmlSystemGetDriverVersion()
         return {"gpu_name": name.decode() if isinstance(name, bytes) else name,
                 "driver": drv.decode() if isinstance(drv, bytes) else drv,
-                "gpu_total_bytes": int(nv.nvmlDeviceGetMemoryInfo(h).total)}
-    except Exception:
-        return {}
+                "gpu_total_bytes": int(nv.nvmlDeviceGetMemoryInfo(h).total),
+                "nvml_index": index}
+    except Exception as e:
+        return {"nvml_reason": f"{type(e).__name__}: {e}"}
     finally:
         try:
             nv.nvmlShutdown()
@@ -75,12 +110,14 @@ def nvml_info(index: int = 0) -> dict:
 class NvmlSampler:
     """Background sampler of NVML device and per-process used memory.
 
-    ``available`` is False (with ``reason``) when NVML cannot be initialised; then ``peaks()``
-    returns None for every field.
+    ``cuda_ordinal`` is the device as CUDA (JAX, torch) numbers it; the sampler watches the NVML
+    device it maps to (``nvml_index``). ``available`` is False (with ``reason``) when NVML cannot
+    be initialised or cannot name the device; then ``peaks()`` returns None for every field.
     """
 
-    def __init__(self, index: int = 0, interval: float = 0.01, pid: int | None = None):
-        self.index, self.interval = index, interval
+    def __init__(self, cuda_ordinal: int = 0, interval: float = 0.01, pid: int | None = None):
+        self.cuda_ordinal, self.interval = cuda_ordinal, interval
+        self.index = None
         self.pid = os.getpid() if pid is None else pid
         self.available, self.reason = False, None
         self.device_peak = self.process_peak = self.device_baseline = None
@@ -90,10 +127,19 @@ class NvmlSampler:
         try:
             self.nv = _pynvml()
             self.nv.nvmlInit()
-            self.handle = self.nv.nvmlDeviceGetHandleByIndex(index)
-            self.available = True
         except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
             self.reason = f"NVML not available: {type(e).__name__}: {e}".strip()
+            return
+        try:
+            self.index = nvml_index(self.nv, cuda_ordinal)
+            self.handle = self.nv.nvmlDeviceGetHandleByIndex(self.index)
+            self.available = True
+        except Exception as e:  # an index past the count, a MIG slice, a mask NVML cannot match
+            self.reason = f"NVML not available for CUDA device {cuda_ordinal}: {type(e).__name__}: {e}".strip()
+            try:
+                self.nv.nvmlShutdown()
+            except Exception:
+                pass
 
     def sample(self) -> None:
         used = int(self.nv.nvmlDeviceGetMemoryInfo(self.handle).used)
@@ -148,6 +194,7 @@ class NvmlSampler:
                 "nvml_process_peak_bytes": self.process_peak,
                 "nvml_baseline_bytes": self.device_baseline,
                 "nvml_samples": self.n_samples,
+                "nvml_index": self.index,
                 "nvml_reason": self.reason or proc_reason}
 
 
