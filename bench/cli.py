@@ -217,7 +217,7 @@ def summary_table(records: list[dict]):
     if not records:
         return t
     df = records_frame(records)
-    keys = ["pde", "dim", "method", "n_per_axis"]
+    keys = ["pde", "dim", "label", "n_per_axis"]  # label: method, or method [settings that differ]
     for k, g in df.groupby(keys, sort=True, dropna=False):
         ok = g[g.status == "ok"]
         med = lambda c: (ok[c].dropna().median() if c in ok and ok[c].notna().any() else None)  # noqa: E731

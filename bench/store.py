@@ -22,12 +22,13 @@ STATUSES = ("ok", "oom", "nan", "timeout", "error")
 
 #: export columns, in order (the flat view of a record)
 COLUMNS = [
-    "suite", "case_id", "pde", "dim", "method", "n_per_axis", "n_points", "n_points_kind",
-    "seed", "steps", "steps_done", "dtype", "device", "device_name", "status", "error",
+    "suite", "case_id", "pde", "dim", "method", "label", "variant", "n_per_axis", "n_points",
+    "n_points_kind", "seed", "round", "steps", "steps_done", "dtype", "device", "device_name", "status", "error",
     "step_ms", "step_ms_iqr", "compile_s", "lower_s", "first_step_s", "xla_temp_bytes",
     "xla_arg_bytes", "xla_out_bytes", "xla_total_bytes", "flops_per_step", "peak_rss_bytes",
     "nvml_peak_bytes", "nvml_process_peak_bytes", "device_peak_bytes", "rel_l2", "rms_abs",
-    "max_abs", "final_loss", "train_s", "time_to_target_s", "n_params", "git_commit",
+    "max_abs", "final_loss", "train_s", "time_to_target_s", "n_params", "method_params",
+    "pde_params", "git_commit",
 ]
 
 
@@ -119,10 +120,13 @@ def flatten(rec: dict) -> dict:
         "dim": case.get("dim"), "method": case.get("method"),
         "n_per_axis": case.get("n_per_axis"), "n_points": size.get("n_points"),
         "n_points_kind": size.get("n_points_kind"), "seed": case.get("seed"),
+        "round": case.get("round", 0),
         "steps": case.get("steps"), "dtype": case.get("dtype"), "device": case.get("device"),
         "device_name": env.get("device_name"), "status": rec.get("status"),
         "error": rec.get("error"), "n_params": (rec.get("method") or {}).get("n_params"),
         "git_commit": env.get("git_commit"),
+        "method_params": json.dumps(case.get("method_params") or {}, sort_keys=True, default=str),
+        "pde_params": json.dumps(case.get("pde_params") or {}, sort_keys=True, default=str),
     }
     for k, v in m.items():
         if not isinstance(v, (list, dict)):
@@ -131,7 +135,16 @@ def flatten(rec: dict) -> dict:
 
 
 def records_frame(records: list[dict]):
+    """One export row per record; ``variant``/``label`` tell apart runs of one method with
+    different settings (bench.variants), as the report and the run summary do."""
     import pandas as pd
 
+    from bench.variants import config_json, labels, variant_labels
+
     rows = [flatten(r) for r in records]
-    return pd.DataFrame(rows, columns=list(dict.fromkeys(COLUMNS + [k for r in rows for k in r])))
+    df = pd.DataFrame(rows, columns=list(dict.fromkeys(COLUMNS + [k for r in rows for k in r])))
+    if not df.empty:
+        scope = df.assign(config=[config_json(r.get("case") or {}) for r in records])
+        df["variant"] = variant_labels(scope)
+        df["label"] = labels(df["method"], df["variant"])
+    return df

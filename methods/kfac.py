@@ -22,7 +22,9 @@ One step (pure and jittable, timed as one step by the worker):
    term because the method assumes exactly two.
 3. The loss gradient per layer is assembled from the same streams (∂L/∂W̃ = Σ r·Z gᵀ ...).
 4. **EMA** Â ← βÂ + (1−β)A (factors start at the identity, or zero), **damping** λ added to
-   all four factors.
+   all four factors; pinnbench raises λ per factor to the rounding floor k·eps·max|diag|
+   (``damping_floor``), which only binds in float32 (the paper's λ = 1.5e-12 is for float64:
+   in float32 rank-deficient factors round to negative eigenvalues and the Cholesky fails).
 5. **Exact solve** of (Ã_Ω⊗B̃_Ω + Ã_∂⊗B̃_∂) vec(X) = vec(∇) per layer. W̃ is stored as
    (h_in+1, h_out) (flax ``x @ W``), vec is row-major, so (A⊗B) vec(X) = vec(A X B) with A on
    the input side. With A_1 = L Lᵀ (Cholesky) and (E, s) the eigensystem of
@@ -42,9 +44,11 @@ One step (pure and jittable, timed as one step by the worker):
    ``damping``), a Levenberg-Marquardt rule in the spirit of Martens & Grosse sec. 6.5.
 
 Float64 is the paper's setting (damping down to 1e-14); suites set ``dtype = "float64"``; a
-float32 case runs and records its dtype. ``optimizer = "adam"`` trains the same network with
-Adam on the forward-Laplacian loss (identical to ``pinn-fl``), so one method name can carry all
-three optimisers as a case parameter.
+float32 case runs (with the damping floor above) and records its dtype. A step whose update is
+not finite is never applied (θ kept, momentum restarted; step metric ``nonfinite_step``).
+``optimizer = "adam"`` trains the same network with Adam on the forward-Laplacian loss
+(identical to ``pinn-fl``), so one method name can carry all three optimisers as a case
+parameter.
 """
 
 from __future__ import annotations
@@ -112,6 +116,23 @@ def kron_sum_solve(A1, B1, A2, B2, G):
     KA, sA = _congruence(A1, A2)
     KB, sB = _congruence(B1, B2)
     return KA @ ((KA.T @ G @ KB) / (1.0 + sA[:, None] * sB[None, :])) @ KB.T
+
+
+def damping_floor(M):
+    """The smallest damping that keeps the Cholesky of a rounded Gram matrix ``M`` defined:
+    k·eps·max|diag M| (k = size, eps of M's dtype), the textbook bound on rounding in a k×k
+    Gram matrix. The factors of a network wider than the batch is deep are rank-deficient, and
+    in float32 rounding pushes their smallest eigenvalues below zero (-1e-7, measured on
+    (2+1)-d heat, 64 points, width 128): the paper's damping (1.5e-12, set for float64)
+    cannot lift them, the Cholesky returns NaN, and the training dies. In float64 the floor is
+    ~3e-14·max|diag|, below the paper's damping for the factor scales seen here."""
+    k = M.shape[0]
+    return k * jnp.finfo(M.dtype).eps * jnp.max(jnp.abs(jnp.diagonal(M)))
+
+
+def damped(M, lam):
+    """M + max(λ, damping_floor(M))·I."""
+    return M + jnp.maximum(lam, damping_floor(M)) * jnp.eye(M.shape[0], dtype=M.dtype)
 
 
 # -- the method --------------------------------------------------------------------------------
@@ -280,8 +301,7 @@ class Kfac(PinnFL):
         for old, (A_i, B_i, A_b, B_b, grad) in zip(state["factors"], curv):
             f = tuple(beta * o + (1.0 - beta) * x for o, x in zip(old, (A_i, B_i, A_b, B_b)))
             new_f.append(f)
-            dA = lambda M: M + lam * jnp.eye(M.shape[0], dtype=M.dtype)  # noqa: E731
-            X = kron_sum_solve(dA(f[0]), dA(f[1]), dA(f[2]), dA(f[3]), grad)
+            X = kron_sum_solve(*(damped(M, lam) for M in f), grad)
             deltas.append(-X)
         return new_f, deltas
 
@@ -331,6 +351,11 @@ class Kfac(PinnFL):
                                jnp.maximum(10.0 * lm, 1e-12))
             mom = update
             extra["model_damping"] = lm
+        # never apply a non-finite step (a failed solve): keep θ, restart the momentum
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(u)) for u in update]))
+        update = [jnp.where(finite, u, 0.0) for u in update]
+        mom = [jnp.where(finite, m, 0.0) for m in mom]
+        extra["nonfinite_step"] = (~finite).astype(half.dtype)
         new_layers = self._untilde([t + u for t, u in zip(tl, update)])
         new = {"params": with_layers(params, new_layers), "factors": factors, "mom": mom,
                "step": state["step"] + 1}
@@ -384,7 +409,9 @@ class Kfac(PinnFL):
                           "reported loss = pde_loss",
              "curvature": "KFAC-expand interior factors from forward-Laplacian streams; one "
                           "boundary Kronecker term (all condition groups, weighted as in "
-                          "pde_loss); EMA, damping, exact Kronecker-sum solve (Cholesky + eigh)"}
+                          "pde_loss); EMA, damping, exact Kronecker-sum solve (Cholesky + eigh)",
+             "damping_floor": "per factor max(damping, size*eps*max|diag|): in practice binds in float32 "
+                              "only (pinnbench addition); non-finite updates are not applied"}
         if p["optimizer"] == "kfac":
             d["step_size"] = (f"momentum + grid line search over 2^-30..2^0 (31 losses, "
                               f"{p['line_search']})")

@@ -170,3 +170,21 @@ def test_summary_table_reports_failure_rate_over_seeds_and_rounds():
     assert "2/4" in rows["pinn"] and "nan,ok,oom" in rows["pinn"]
     assert "0/2" in rows["spinn"]
     assert "2" in rows["pinn"].split("│")[5]  # ms/step: median of the ok runs (1 and 3 ms)
+
+
+def test_summary_table_keeps_variants_of_one_method_apart():
+    """causal with its eps schedule and its eps = 0 ablation are two rows, not one pooled median."""
+    from rich.console import Console
+
+    def rec(cid, params, step_ms):
+        case = {"pde": "advection", "dim": 1, "method": "causal", "n_per_axis": 8, "seed": 0,
+                "method_params": params}
+        return {"case_id": cid, "suite": "s", "status": "ok", "case": case,
+                "metrics": {"step_ms": step_ms}, "size": {"n_points": 64}}
+
+    recs = [rec("a", {"eps": [1.0, 10.0]}, 2.0), rec("b", {"eps": [0.0]}, 30.0)]
+    console = Console(width=250, record=True)
+    console.print(cli.summary_table(recs))
+    rows = {line.split("│")[2].strip(): line.split("│")[5].strip()
+            for line in console.export_text().splitlines() if line.count("│") > 5}
+    assert rows == {"causal [eps=[1.0, 10.0]]": "2", "causal [eps=[0.0]]": "30"}

@@ -10,7 +10,7 @@ jax.config.update("jax_enable_x64", True)
 import methods  # noqa: E402
 import pdes  # noqa: E402
 from methods.forward_laplacian import dense_layers  # noqa: E402
-from methods.kfac import Kfac, kron_sum_solve  # noqa: E402
+from methods.kfac import Kfac, damped, damping_floor, kron_sum_solve  # noqa: E402
 
 
 def _spd(rng, k, psd=False):
@@ -155,6 +155,50 @@ def test_kfac_reaches_paper_accuracy_on_small_poisson():
                 break
     assert rel < 2e-3, (k, rel)
     assert k < 500
+
+
+def test_damping_floor_keeps_a_rounded_rank_deficient_factor_factorable():
+    """A 129x129 Gram matrix of 64 activations (rank 64) in float32: with the paper's damping
+    (1.5e-12, a float64 setting) rounding leaves it indefinite and the Cholesky is NaN; with the
+    floor it factors. In float64 the floor stays below the paper's damping."""
+    rng = np.random.default_rng(0)
+    Z = jnp.asarray(np.tanh(rng.standard_normal((64, 129))), jnp.float32)
+    A = Z.T @ Z / 64
+    assert not bool(jnp.all(jnp.isfinite(jnp.linalg.cholesky(A + 1.5e-12 * jnp.eye(129, dtype=A.dtype)))))
+    assert bool(jnp.all(jnp.isfinite(jnp.linalg.cholesky(damped(A, 1.5e-12)))))
+    A64 = A.astype(jnp.float64)
+    assert float(damping_floor(A64)) < 1.5e-12
+    np.testing.assert_array_equal(damped(A64, 1.5e-12), A64 + 1.5e-12 * jnp.eye(129))
+
+
+def test_kfac_float32_trains_past_the_rounding_failure():
+    """(2+1)-d heat, 4 points per axis, the method's defaults in float32: without the damping
+    floor the loss was NaN at step 23 (the pytest-benchmark run found it); now it keeps falling."""
+    M = methods.get("kfac")(pdes.build("heat", 2), 4, {}, "float32")
+    state, batch = M.init(jax.random.PRNGKey(0)), M.sample(jax.random.PRNGKey(1))
+    assert state["params"]["params"]["Dense_0"]["kernel"].dtype == jnp.float32
+    step = jax.jit(M.step)
+    losses, failed = [], []
+    for _ in range(40):
+        state, m = step(state, batch)
+        losses.append(float(m["loss"]))
+        failed.append(float(m["nonfinite_step"]))
+    assert not any(failed), failed  # no solve failed (the guard never had to skip a step)
+    assert np.isfinite(losses).all() and losses[-1] < 0.05 * losses[0], losses
+
+
+def test_a_non_finite_update_is_not_applied():
+    M, params, batch = _tiny("kfac", pde=("poisson", 2), n=4, widths=(8,))
+    state = M.init(jax.random.PRNGKey(0))
+    broken = [tuple(f.at[0, 0].set(jnp.nan) if i == 0 else f for i, f in enumerate(fs))
+              for fs in state["factors"]]
+    new, m = jax.jit(M.step)({**state, "factors": broken}, batch)
+    assert float(m["nonfinite_step"]) == 1.0
+    same = jax.tree_util.tree_map(lambda a, b: bool(jnp.array_equal(a, b)), new["params"], state["params"])
+    assert all(jax.tree_util.tree_leaves(same))
+    assert all(bool(jnp.all(mm == 0)) for mm in new["mom"])
+    good, m = jax.jit(M.step)(state, batch)
+    assert float(m["nonfinite_step"]) == 0.0 and np.isfinite(float(m["loss"]))
 
 
 def test_bad_parameters_are_one_line_errors():

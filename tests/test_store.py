@@ -42,3 +42,17 @@ def test_flat_view_leaves_missing_metrics_empty(tmp_path):
     assert df.loc[0, "step_ms"] == 2.0
     assert df.loc[1, "step_ms"] is None or math.isnan(df.loc[1, "step_ms"])
     assert df.loc[1, "status"] == "oom"
+
+
+def test_export_names_round_params_and_variants():
+    def rec(cid, params, rnd=0, method="causal"):
+        r = _rec(cid, step_ms=1.0)
+        r["case"] = {**r["case"], "method": method, "method_params": params, "round": rnd}
+        return r
+
+    df = store.records_frame([rec("a", {"eps": [1.0]}), rec("a-r1", {"eps": [1.0]}, rnd=1),
+                              rec("b", {"eps": [0.0]}), rec("c", {"width": 8}, method="pinn")])
+    assert list(df["round"]) == [0, 1, 0, 0]
+    assert list(df["variant"]) == ["eps=[1.0]", "eps=[1.0]", "eps=[0.0]", ""]
+    assert list(df["label"]) == ["causal [eps=[1.0]]", "causal [eps=[1.0]]", "causal [eps=[0.0]]", "pinn"]
+    assert json.loads(df.loc[3, "method_params"]) == {"width": 8}

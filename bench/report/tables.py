@@ -15,11 +15,12 @@ Records from different devices (``env.device_name``) are never aggregated togeth
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pandas as pd
+
+from bench.variants import config_json, labels, variant_labels
 
 #: memory columns, each its own source (never mixed); description comes from the records
 MEMORY_COLUMNS = ["nvml_process_peak_bytes", "nvml_peak_bytes", "device_peak_bytes",
@@ -72,8 +73,6 @@ def record_row(rec: dict) -> dict:
     n_points = size.get("n_points")
     if n_points is None and n_per_axis and n_in:
         n_points = n_per_axis ** n_in
-    config = {k: case.get(k) for k in ("method_params", "pde_params", "steps", "precision",
-                                        "eval_points", "max_seconds", "target_rel_l2")}
     device = case.get("device") or env.get("backend") or "cpu"
     row = {
         "case_id": rec.get("case_id"), "suite": rec.get("suite"), "pde": case.get("pde"),
@@ -83,7 +82,7 @@ def record_row(rec: dict) -> dict:
         "device": "gpu" if device in ("gpu", "cuda") else device,
         "device_name": env.get("device_name") or f"{device} (device name not recorded)",
         "status": rec.get("status") or "error", "error": rec.get("error"),
-        "config": json.dumps(config, sort_keys=True, default=str),
+        "config": config_json(case),
         "samples": [x for x in (_num(v) for v in (m.get("step_ms_samples") or [])) if x is not None],
         "step_ms": _num(m.get("step_ms")), "step_ms_iqr": _num(m.get("step_ms_iqr")),
         "curve": rec.get("curve") or [],
@@ -93,40 +92,12 @@ def record_row(rec: dict) -> dict:
     return row
 
 
-def _variants(rows: pd.DataFrame) -> pd.Series:
-    """A label per row that tells apart runs of one method with different settings."""
-    out = pd.Series("", index=rows.index, dtype=object)
-    for _, g in rows.groupby(["device_name", "pde", "dim", "method"], dropna=False):
-        configs = list(dict.fromkeys(g["config"]))
-        if len(configs) < 2:
-            continue
-        parsed = [json.loads(c) for c in configs]
-        flat = [_flatten_config(p) for p in parsed]
-        keys = sorted({k for f in flat for k in f})
-        differ = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flat}) > 1]
-        for cfg, f in zip(configs, flat):
-            label = ",".join(f"{k}={f.get(k)}" for k in differ)
-            out[g.index[g["config"] == cfg]] = label
-    return out
-
-
-def _flatten_config(cfg: dict) -> dict:
-    flat = {}
-    for k, v in cfg.items():
-        if isinstance(v, dict):
-            for k2, v2 in v.items():
-                flat[k2] = v2
-        else:
-            flat[k] = v
-    return flat
-
-
 def records_rows(records: list[dict]) -> pd.DataFrame:
     rows = pd.DataFrame([record_row(r) for r in records])
     if rows.empty:
         return rows
-    rows["variant"] = _variants(rows)
-    rows["label"] = [m if not v else f"{m} [{v}]" for m, v in zip(rows["method"], rows["variant"])]
+    rows["variant"] = variant_labels(rows)
+    rows["label"] = labels(rows["method"], rows["variant"])
     return rows
 
 
