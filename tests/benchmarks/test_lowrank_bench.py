@@ -29,8 +29,14 @@ def _compiled_step(n: int, points: str = "random"):
 
 @pytest.mark.parametrize("n", [64, 256, 1024])
 def test_lowrank_heat4d_step(benchmark, n):
+    from bench.measure.memory import jax_device_peak
+    from bench.measure.xla import cost_stats, memory_stats
+
     step, state, batch, M = _compiled_step(n)
-    benchmark.extra_info.update(n_per_axis=n, grid_points=M.size_info()["n_points"])
+    info = {**memory_stats(step), **cost_stats(step), **jax_device_peak(jax.devices()[0])}
+    benchmark.extra_info.update(method="spinn-lowrank", pde="heat", dim=4, n_per_axis=n,
+                                grid_points=M.size_info()["n_points"], **info)
+    assert info["xla_total_bytes"] > 0 and info["flops_per_step"] > 0
 
     def run():
         return jax.block_until_ready(step(state, batch))

@@ -187,6 +187,20 @@ def _table():
             yield pytest.param(name, size, id=f"{name}-{size}")
 
 
+def test_every_registered_method_has_a_benchmark_entry():
+    """The table has one runnable entry per registered method and size: a method that cannot
+    run the shared PDE must name one it can (``bench_pde``), or its entries would be skips."""
+    missing = []
+    for name in methods.REGISTRY.names():
+        mcls = methods.get(name)
+        (pde_name, dim, pde_params), sizes, _ = bench_config(mcls)
+        reason = mcls.supports(pdes.build(pde_name, dim, **pde_params))
+        if reason or framework_case(mcls.framework) is None or set(sizes) != set(SIZES):
+            missing.append(f"{name}: {reason or 'no benchmark path or sizes'}")
+    assert not missing, missing
+    assert {p.values[0] for p in _table()} == set(methods.REGISTRY.names())
+
+
 @pytest.fixture
 def restore_torch_threads():
     """The torch path sets the thread count; give later tests the one they had."""
