@@ -155,3 +155,60 @@ def test_list_names_every_suite_method_and_pde():
     for name in list(available_suites()) + methods.REGISTRY.names() + pdes.REGISTRY.names():
         assert f"  {name} " in out
     assert "INVALID" not in out
+
+
+# -- which device a run uses -----------------------------------------------------------------------
+
+@pytest.fixture
+def gpu_machine(monkeypatch):
+    """resolve_device on a pretend machine: (GPUs NVML sees, whether JAX has its CUDA plugin)."""
+    from bench import cli
+    from bench.measure import memory
+
+    def set_(n_gpus: int, jax_cuda: bool):
+        monkeypatch.setattr(memory, "nvml_device_count", lambda: n_gpus)
+        monkeypatch.setattr(cli, "jax_has_cuda", lambda: jax_cuda)
+        return cli
+
+    return set_
+
+
+@pytest.mark.parametrize("n,plugin,frameworks,want", [
+    (0, False, {"jax"}, "cpu"), (0, True, {"jax"}, "cpu"),
+    (1, True, {"jax"}, "gpu"), (2, True, {"jax", "torch"}, "gpu"),
+    (1, False, {"torch"}, "gpu"),            # torch-only suite: JAX's build does not matter
+])
+def test_auto_device(gpu_machine, capsys, n, plugin, frameworks, want):
+    assert gpu_machine(n, plugin).resolve_device("auto", frameworks) == want
+    assert capsys.readouterr().err == ""
+
+
+def test_auto_device_falls_back_to_cpu_and_says_why(gpu_machine, capsys):
+    """A GPU that JAX cannot use: the run goes on the CPU (not as failed GPU cases), with a note."""
+    assert gpu_machine(1, False).resolve_device("auto", {"jax"}) == "cpu"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no CUDA plugin" in err and "running on the cpu" in err
+
+
+@pytest.mark.parametrize("n,plugin,needle", [(0, True, "no NVIDIA GPU visible"),
+                                             (1, False, "JAX has no CUDA plugin")])
+def test_explicit_gpu_that_cannot_work_is_a_one_line_error(gpu_machine, n, plugin, needle):
+    from bench.errors import BenchError
+
+    cli = gpu_machine(n, plugin)
+    with pytest.raises(BenchError, match=needle) as e:
+        cli.resolve_device("gpu", {"jax"})
+    assert "\n" not in str(e.value) and "valid here: cpu, auto" in str(e.value)
+    assert cli.resolve_device("cpu", {"jax"}) == "cpu"
+
+
+def test_jax_cuda_plugin_is_found_without_importing_jax_backends(tmp_path, monkeypatch):
+    from bench import cli
+
+    if cli.jax_has_cuda():
+        pytest.skip("a CUDA plugin of JAX is installed here: nothing to find")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path])
+    (tmp_path / "jax_cuda12_plugin").mkdir()
+    (tmp_path / "jax_cuda12_plugin" / "__init__.py").write_text("raise RuntimeError('must not be imported')\n")
+    sys.path.insert(0, str(tmp_path))
+    assert cli.jax_has_cuda() is True
