@@ -167,10 +167,7 @@ def cmd_run(args) -> int:
     s = msuite.load(args.suite, device="cpu", methods_filter=mfilter, seeds=args.seeds,
                     rounds=args.rounds)
     device = resolve_device(args.device, suite_frameworks(s))
-    if device != "cpu":
-        s = msuite.load(args.suite, device=device, methods_filter=mfilter, seeds=args.seeds,
-                        rounds=args.rounds)
-    cases = s.cases
+    cases = [replace(c, device=device) for c in s.cases]
     if args.timeout:
         cases = [replace(c, timeout_s=args.timeout) for c in cases]
     if args.memory_limit:
