@@ -2,9 +2,12 @@
 
 Step 1 and step 2 run alone (allocation/warm-up, then an estimate that sizes the chunks);
 after that, chunks of K steps are timed, each closed by ``sync``, GC off. Resampling and
-evaluation happen between chunks, outside the clock. The loop stops at the step budget, the
-wall-clock budget (``max_seconds``), the target error (``target_rel_l2``, time to target
-recorded), a non-finite loss, or the method's own stop rule (a ``stop`` step metric > 0).
+evaluation happen between chunks, outside the clock: a method's ``resample_every`` draws new
+points at the first chunk boundary at least that many steps after the last draw (so a value below
+K means once per chunk); the record says what happened (``resamples``,
+``resample_interval_mean``). The loop stops at the step budget, the wall-clock budget
+(``max_seconds``), the target error (``target_rel_l2``, time to target recorded), a non-finite
+loss, or the method's own stop rule (a ``stop`` step metric > 0).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopRes
     m["first_step_s"] = t_first.s
     train_s, done, samples = t_first.s, 1, []
     resample_every = int(M.params.get("resample_every", 0) or 0)
-    last_draw = 0
+    last_draw, draws = 0, []
     rec["phase"] = "train"
     loss = float(metrics["loss"])
     stop = None if math.isfinite(loss) else "nan"
@@ -65,6 +68,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopRes
         k = min(K, case.steps - done)
         if resample_every and done - last_draw >= resample_every:
             batch = resample(done)
+            draws.append(done - last_draw)
             last_draw = done
         with no_gc(), Timer() as t:
             for _ in range(k):
@@ -101,7 +105,8 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopRes
             break
     m.update(summarize(samples))
     m["step_ms_samples"] = samples
-    m.update(steps_done=done, train_s=train_s, final_loss=loss, stop_reason=stop or "steps")
+    m.update(steps_done=done, train_s=train_s, final_loss=loss, stop_reason=stop or "steps",
+             resamples=len(draws), resample_interval_mean=sum(draws) / len(draws) if draws else None)
     m.update({f"final_{k}": float(v) for k, v in metrics.items() if k != "loss"})
     return LoopResult(state, metrics, loss, stop, done, train_s, K, resample_every)
 

@@ -63,3 +63,19 @@ def test_nan_step_is_the_step_it_appeared(tmp_path):
     assert stepwise["metrics"]["nan_detected_at_step"] == stepwise["metrics"]["nan_step"]
     assert chunked["metrics"]["nan_step"] == stepwise["metrics"]["nan_step"]
     assert chunked["metrics"]["nan_detected_at_step"] >= chunked["metrics"]["nan_step"]
+
+
+def test_record_says_how_often_points_were_redrawn(tmp_path):
+    """resample_every = 3: with one-step chunks a draw every 3 steps exactly; with longer chunks
+    the draws wait for a chunk boundary, and the record shows the longer interval."""
+    params = {"width": 8, "depth": 2, "resample_every": 3}
+    exact = _run(tmp_path, steps=12, timing_samples=10, method_params=params)["metrics"]
+    assert exact["steps_per_sample"] == 1
+    assert exact["resamples"] == 3 and exact["resample_interval_mean"] == 3  # at steps 3, 6, 9
+    chunked = _run(tmp_path, steps=12, timing_samples=2, method_params=params)["metrics"]
+    K = chunked["steps_per_sample"]
+    assert K > 3 and chunked["resamples"] >= 1
+    assert chunked["resample_interval_mean"] >= 3 and (chunked["resample_interval_mean"] - 2) % K == 0
+    never = _run(tmp_path, steps=6, timing_samples=3, method_params={"width": 8, "depth": 2,
+                                                                      "resample_every": 0})["metrics"]
+    assert never["resamples"] == 0 and never["resample_interval_mean"] is None
