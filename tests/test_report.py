@@ -374,3 +374,26 @@ def test_pareto_front_against_brute_force():
     dominated = {p for p in pts for q in pts
                  if q != p and q[0] <= p[0] and q[1] <= p[1]}
     assert set(pareto_front(pts)) == set(pts) - dominated
+
+
+def test_report_tables_only_the_claims_about_methods_run_here(tmp_path):
+    """A pinn/spinn report lists the SPINN claim and counts the KFAC/NSM claims in one line."""
+    recs = speed_pair(8, 10.0, 1.0)
+    for r in recs:
+        write_record(tmp_path / "results", r)
+    ratio = {"metric": "speedup", "baseline_method": "pinn"}
+    path = claims_file(tmp_path, [
+        {"claim_id": "spinn-fast", **ratio, "method": "spinn", "value": 5},
+        {"claim_id": "kfac-fast", **ratio, "method": "kfac", "value": 2},
+        {"claim_id": "kfac-err", "metric": "rel_l2", "method": "kfac", "value": 0.1, "comparison": "<="},
+        {"claim_id": "nsm-fast", "metric": "speedup", "baseline_method": "nsm-fdpinn", "method": "nsm",
+         "value": 10},
+    ])
+    rep = build(load_records(tmp_path / "results"), "synth", tmp_path / "r.md", tmp_path / "results",
+                claims_path=path, figures=False)
+    claims = rep.text.split("## Claims")[1].split("## Reproduce")[0]
+    assert "`spinn-fast`" in claims and "**reproduced**" in claims
+    assert "kfac-fast" not in claims and "nsm-fast" not in claims
+    assert "Not listed: 3 claim(s) about methods not run here (kfac: 2, nsm: 1)" in claims
+    assert "Summary: 1 reproduced, 0 not reproduced, 0 not measurable here" in claims
+    assert len(rep.verdicts) == 4  # every claim is still evaluated (for `bench report` callers)

@@ -188,17 +188,32 @@ def results(aggs: pd.DataFrame, rows: pd.DataFrame, baseline: str, figdir: Path 
     return "\n".join(out), figs
 
 
-def claims_section(verdicts: list, claims_path: Path | None) -> str:
+def claims_section(verdicts: list, claims_path: Path | None, methods_here=None) -> str:
+    """The claims beside the measurements. With ``methods_here``, only claims about a method run
+    here are tabled; the others are counted in one line (their verdict would only say that the
+    method was not run)."""
     out = ["## Claims", ""]
     if claims_path is None:
         return "\n".join(out + ["n/a: no claims file found (expected results/reference/claims.csv).", ""])
+    others = []
+    if methods_here is not None:
+        here = set(methods_here)
+        others = [v for v in verdicts if v.claim.method not in here]
+        verdicts = [v for v in verdicts if v.claim.method in here]
     counts = Counter(v.verdict for v in verdicts)
     out += [f"Published claims from `{claims_path.as_posix()}` beside the values measured here. "
             "The verdict is computed from the records: *reproduced* when the best matching "
             "measurement meets the published value, *not reproduced* when it does not, *not "
             "measurable here* when no record can test it (a GPU claim on CPU records, a method or "
-            "size not run, a shorter training budget).", "",
-            "Summary: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in
+            "size not run, a shorter training budget).", ""]
+    if others:
+        by_method = Counter(v.claim.method for v in others)
+        out += [f"Not listed: {len(others)} claim(s) about methods not run here ("
+                + ", ".join(f"{m}: {n}" for m, n in sorted(by_method.items()))
+                + "); a report on a suite that runs them evaluates them.", ""]
+    if not verdicts:
+        return "\n".join(out + ["No published claim concerns the methods run here.", ""])
+    out += ["Summary: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in
                                     (mclaims.REPRODUCED, mclaims.NOT_REPRODUCED, mclaims.NOT_MEASURABLE)), ""]
     rows = [{"claim": f"`{v.claim.claim_id}`", "metric": f"{v.claim.metric} ({v.claim.method}"
              + (f" vs {v.claim.baseline_method})" if v.claim.baseline_method else ")"),
@@ -277,7 +292,7 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
             "or error.", ""]
     res, figs = results(aggs, rows, baseline, figdir if figures else None, md_dir)
     verdicts = mclaims.evaluate_all(mclaims.load_claims(claims_path), aggs) if claims_path else []
-    text = "\n".join(head + [environment(records), res, claims_section(verdicts, claims_path),
+    text = "\n".join(head + [environment(records), res, claims_section(verdicts, claims_path, set(aggs["method"])),
                              reproduce(suite, records, results_dir, out)])
     text = re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
     md_dir.mkdir(parents=True, exist_ok=True)
