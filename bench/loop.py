@@ -1,13 +1,14 @@
 """The training loop every framework's worker shares: warm-up, timed chunks, curve, budgets.
 
 Step 1 and step 2 run alone (allocation/warm-up, then an estimate that sizes the chunks);
-after that, chunks of K steps are timed, each closed by ``sync``, GC off. Resampling and
-evaluation happen between chunks, outside the clock: a method's ``resample_every`` draws new
-points at the first chunk boundary at least that many steps after the last draw (so a value below
-K means once per chunk); the record says what happened (``resamples``,
-``resample_interval_mean``). The loop stops at the step budget, the wall-clock budget
-(``max_seconds``), the target error (``target_rel_l2``, time to target recorded), a non-finite
-loss, or the method's own stop rule (a ``stop`` step metric > 0).
+after that, chunks of K steps are timed, each closed by ``sync``, GC off. Evaluation and
+resampling happen between chunks, outside the step clock (REFERENCES.md 4.1: resampling is
+timed as its own phase, ``resample_s``). A method's ``resample_every = R`` draws new points
+every R steps exactly, from step 2 on: chunks are at most R steps and never run past the next
+draw (only full K-step chunks are timing samples), so the schedule does not depend on how fast
+the machine is. The loop stops at the step budget, the wall-clock budget (``max_seconds``), the
+target error (``target_rel_l2``, time to target recorded), a non-finite loss, or the method's
+own stop rule (a ``stop`` step metric > 0).
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ import math
 from dataclasses import dataclass
 
 from bench.measure.timing import Timer, chunk_size, no_gc, summarize
+
+#: timing samples kept per case (beyond it, every other one is dropped and the stride doubles)
+SAMPLE_CAP = 5000
+#: loss-only curve points per case, at most about this many (evaluated points are always kept)
+CURVE_LOSS_POINTS = 1000
 
 
 @dataclass
@@ -26,7 +32,6 @@ class LoopResult:
     stop: str | None
     done: int
     train_s: float
-    K: int
     resample_every: int
 
 
@@ -62,14 +67,23 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopRes
         stop = None if math.isfinite(loss) else "nan"
         m["second_step_s"] = t_est.s
     K = chunk_size(case.steps - done, case.timing_samples, m.get("second_step_s") or t_first.s)
+    if resample_every:
+        K = min(K, resample_every)
     m["steps_per_sample"] = K
     next_eval = done + 1
+    stride, n_full = 1, 0  # keep every stride-th full chunk's sample (at most SAMPLE_CAP kept)
+    loss_every, last_point = max(1, case.steps // CURVE_LOSS_POINTS), done
+    resample_s = 0.0
     while stop is None and done < case.steps:
-        k = min(K, case.steps - done)
         if resample_every and done - last_draw >= resample_every:
-            batch = resample(done)
+            with Timer() as t_r:
+                batch = resample(done)
+            resample_s += t_r.s
             draws.append(done - last_draw)
             last_draw = done
+        k = min(K, case.steps - done)
+        if resample_every:
+            k = min(k, last_draw + resample_every - done)
         with no_gc(), Timer() as t:
             for _ in range(k):
                 state, metrics = step(state, batch)
@@ -77,7 +91,11 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopRes
         done += k
         train_s += t.s
         if k == K:
-            samples.append(t.ms / k)
+            n_full += 1
+            if n_full % stride == 0:
+                samples.append(t.ms / k)
+                if len(samples) >= 2 * SAMPLE_CAP:
+                    samples, stride = samples[::2], stride * 2
         loss = float(metrics["loss"])
         if not math.isfinite(loss):
             stop = "nan"
@@ -90,9 +108,12 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopRes
             due = done >= next_eval
             if due:
                 next_eval = int(done * 1.25) + 1
-        if due or last or case.target_rel_l2:
+        evaluated = bool(due or last or case.target_rel_l2)
+        if evaluated:
             point.update(evaluate(state))
-        rec["curve"].append(point)
+        if evaluated or done - last_point >= loss_every:  # loss-only points are thinned
+            rec["curve"].append(point)
+            last_point = done
         if case.target_rel_l2 and point.get("rel_l2", math.inf) <= case.target_rel_l2:
             m["time_to_target_s"], m["steps_to_target"] = train_s, done
             stop = "target"
@@ -106,9 +127,10 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopRes
     m.update(summarize(samples))
     m["step_ms_samples"] = samples
     m.update(steps_done=done, train_s=train_s, final_loss=loss, stop_reason=stop or "steps",
-             resamples=len(draws), resample_interval_mean=sum(draws) / len(draws) if draws else None)
+             resamples=len(draws), resample_s=resample_s,
+             resample_interval_mean=sum(draws) / len(draws) if draws else None)
     m.update({f"final_{k}": float(v) for k, v in metrics.items() if k != "loss"})
-    return LoopResult(state, metrics, loss, stop, done, train_s, K, resample_every)
+    return LoopResult(state, metrics, loss, stop, done, train_s, resample_every)
 
 
 def finish_ok(case, rec, final_errors: dict) -> None:

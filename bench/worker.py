@@ -223,14 +223,9 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     r = loop.train(case, M, rec, compiled, jax.block_until_ready,
                    lambda done: jax.block_until_ready(sample(jax.random.fold_in(k_sample, done))),
                    evaluate, state, batch)
-    stop, K, done, loss = r.stop, r.K, r.done, r.loss
+    stop, done, loss = r.stop, r.done, r.loss
     if stop == "nan":
-        # the schedule of the timed run: step 1 and step 2 alone, then chunks of K steps,
-        # each chunk preceded by the resampling check
-        plan = [(1, False)] + ([(1, False)] if "second_step_s" in m else [])
-        while sum(k for k, _ in plan) < case.steps:
-            plan.append((min(K, case.steps - sum(k for k, _ in plan)), True))
-        exact = _locate_nan(jax, compiled, init, sample, k_init, k_sample, plan, r.resample_every, done)
+        exact = _locate_nan(jax, compiled, init, sample, k_init, k_sample, r.resample_every, done)
         m["nan_step"] = exact or done
         m["nan_step_exact"] = exact is not None
         m["nan_detected_at_step"] = done
@@ -243,29 +238,25 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
 NAN_REPLAY_MAX_STEPS = 20_000
 
 
-def _locate_nan(jax, compiled, init, sample, k_init, k_sample, plan, resample_every, upto):
-    """``plan``: (steps, resampling checked before them) per call group of the timed run.
-
-    The first step whose loss is not finite, by replaying the (deterministic) training
-    from the start one synchronised step at a time, with the same batches as the timed run
-    (which only looks at the loss at chunk ends). None if the replay does not reproduce it
-    (a non-deterministic GPU reduction) or the run is too long to replay."""
+def _locate_nan(jax, compiled, init, sample, k_init, k_sample, resample_every, upto):
+    """The first step whose loss is not finite, by replaying the (deterministic) training
+    from the start one synchronised step at a time, with the batches of the timed run (which
+    only looks at the loss at chunk ends): the loop draws new points every ``resample_every``
+    steps from step 2 on (bench.loop). None if the replay does not reproduce it (a
+    non-deterministic GPU reduction) or the run is too long to replay."""
     if upto > NAN_REPLAY_MAX_STEPS:
         return None
     state = init(k_init)
     batch = sample(k_sample)
     done, last_draw = 0, 0
-    for k, may_resample in plan:
-        if may_resample and resample_every and done - last_draw >= resample_every:
+    while done < upto:
+        if done >= 2 and resample_every and done - last_draw >= resample_every:
             batch = sample(jax.random.fold_in(k_sample, done))
             last_draw = done
-        for _ in range(k):
-            state, metrics = compiled(state, batch)
-            done += 1
-            if not math.isfinite(float(metrics["loss"])):
-                return done
-            if done >= upto:
-                return None
+        state, metrics = compiled(state, batch)
+        done += 1
+        if not math.isfinite(float(metrics["loss"])):
+            return done
     return None
 
 
