@@ -64,6 +64,7 @@ SUITE_KEYS = {"description": ((str,), "one-line description"),
               "method": ((dict,), "per-method tables"),
               "matrix": ((list,), "array of override tables"),
               "rounds": ((int,), "timing rounds: every case is run this many times, interleaved"),
+              "baseline": ((str,), "method the report's ratios are taken against (default pinn)"),
               **CASE_KEYS}
 # keys a [method.NAME] table may override besides the method's own parameters
 METHOD_OVERRIDES = ("n_per_axis", "steps", "dtype", "timeout_s", "max_seconds", "eval_every",
@@ -196,8 +197,11 @@ def parse(raw: dict, name: str, path: Path | None = None, device: str = "cpu",
         for mname, tbl in entry.get("method", {}).items():
             mtables[mname] = {**mtables.get(mname, {}), **tbl}
         cases += _expand(cfg, mtables, name, w, device, limit=MAX_CASES - len(cases))
+    present = list(dict.fromkeys(c.method for c in cases))
+    if "baseline" in raw and raw["baseline"] not in present:
+        raise SuiteError(f"{where}: baseline = {raw['baseline']!r} is not one of the suite's methods "
+                         f"(valid: {', '.join(present)})")
     if methods_filter:
-        present = list(dict.fromkeys(c.method for c in cases))
         for m in methods_filter:
             if m not in present:
                 raise SuiteError(

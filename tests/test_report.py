@@ -397,3 +397,34 @@ def test_report_tables_only_the_claims_about_methods_run_here(tmp_path):
     assert "Not listed: 3 claim(s) about methods not run here (kfac: 2, nsm: 1)" in claims
     assert "Summary: 1 reproduced, 0 not reproduced, 0 not measurable here" in claims
     assert len(rep.verdicts) == 4  # every claim is still evaluated (for `bench report` callers)
+
+
+def test_min_steps_counts_the_steps_trained_not_the_budget(tmp_path):
+    """A wall-clock budget stops a 10^6-step budget at 780 steps: a claim that needs 16k steps
+    is not measurable there (it was judged 'not reproduced' against the budget)."""
+    recs = [make_record("kfac", 5, steps=1_000_000, steps_done=780, rms_abs=1e-2),
+            make_record("kfac", 6, steps=1_000_000, steps_done=20_000, rms_abs=1e-5)]
+    claim = {"metric": "rms_abs", "method": "kfac", "value": 5.8e-5, "comparison": "<=",
+             "min_steps": 16000}
+    v = verdicts(tmp_path, recs[:1], [{"claim_id": "short", **claim}])["short"]
+    assert v.verdict == mclaims.NOT_MEASURABLE and "ran 780 steps" in v.why and "16,000" in v.why
+    v = verdicts(tmp_path, recs, [{"claim_id": "long", **claim}])["long"]
+    assert v.verdict == mclaims.REPRODUCED and v.where["n_per_axis"] == 6
+
+
+def test_report_baseline_defaults_to_the_suites_own(tmp_path):
+    """kfac-poisson-cpu runs no `pinn`: its report takes ratios against the suite's declared
+    baseline (pinn-fl, the Adam-trained PINN), and an explicit --baseline still wins."""
+    from bench.report.cli import build_report
+
+    results = tmp_path / "results"
+    for m in ("pinn-fl", "kfac"):
+        write_record(results, make_record(m, 30, pde="poisson", suite="kfac-poisson-cpu"))
+    rep = build_report("kfac-poisson-cpu", results, tmp_path / "r.md", figures=False)
+    assert "Baseline for ratios: `pinn-fl`" in rep.text and "kfac vs pinn-fl" in rep.text
+    rep = build_report("kfac-poisson-cpu", results, tmp_path / "r.md", baseline="kfac", figures=False)
+    assert "Baseline for ratios: `kfac`" in rep.text
+    write_record(results, make_record("spinn", 8, suite="no-such-suite"))
+    write_record(results, make_record("pinn", 8, suite="no-such-suite"))
+    rep = build_report("no-such-suite", results, tmp_path / "s.md", figures=False)  # no suite file
+    assert "Baseline for ratios: `pinn`" in rep.text

@@ -47,6 +47,8 @@ def test_matrix_entries_expand_separately():
     ({**BASE, "pde_params": {"kapa": 1}}, "'kapa'"),
     ({**BASE, "n_per_axis": []}, "empty"),
     ({"methods": ["pinn"]}, "missing key 'pde'"),
+    ({**BASE, "baseline": "kfac"}, "baseline = 'kfac' is not one of the suite's methods (valid: pinn, spinn)"),
+    ({**BASE, "baseline": 3}, "'baseline'"),
 ])
 def test_validation_errors_name_the_bad_value(raw, needle):
     with pytest.raises(SuiteError) as e:

@@ -171,10 +171,12 @@ def _filter(aggs: pd.DataFrame, claim: Claim) -> tuple[pd.DataFrame, str | None]
         if df.empty:
             return df, f"no records with {k}={v} (here: {', '.join(avail) or 'none'})"
     if claim.min_steps:
-        most = df["steps"].max()
-        df = df[df["steps"].fillna(0) >= claim.min_steps]
+        # steps actually trained (a wall-clock budget can stop long before the step budget)
+        ran = df["steps_done"].fillna(df["steps"]) if "steps_done" in df else df["steps"]
+        most = ran.max()
+        df = df[ran.fillna(0) >= claim.min_steps]
         if df.empty:
-            return df, (f"training budget here is {fmt(most, 'int')} steps, the claim needs "
+            return df, (f"training here ran {fmt(most, 'int')} steps, the claim needs "
                         f">= {claim.min_steps:,}")
     return df, None
 

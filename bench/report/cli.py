@@ -25,7 +25,8 @@ def add_commands(sub) -> None:
     r.add_argument("--suite", required=True, help="suite name (the records' subdirectory)")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
     r.add_argument("--out", type=Path, help="markdown file (default reports/<suite>.md)")
-    r.add_argument("--baseline", default="pinn", help="method the ratios are taken against")
+    r.add_argument("--baseline", help="method the ratios are taken against (default: the suite's "
+                                      "`baseline`, else pinn, else the first method)")
     r.add_argument("--claims", type=Path, help="claims CSV (default results/reference/claims.csv)")
     r.add_argument("--no-figures", action="store_true", help="tables and claims only (faster)")
     r.set_defaults(handler=cmd_report)
@@ -47,7 +48,18 @@ def _suites_with_records(results: Path) -> list[str]:
         if results.is_dir() else []
 
 
-def build_report(suite: str, results: Path, out: Path | None = None, baseline: str = "pinn",
+def choose_baseline(suite: str, methods) -> str:
+    """The suite file's ``baseline`` if it ran, else ``pinn`` if it ran, else the first method."""
+    from bench.report.markdown import suite_file
+
+    declared = (suite_file(suite) or {}).get("baseline")
+    for m in (declared, "pinn"):
+        if m in methods:
+            return m
+    return sorted(m for m in methods if m)[0]
+
+
+def build_report(suite: str, results: Path, out: Path | None = None, baseline: str | None = None,
                  claims: Path | None = None, figures: bool = True):
     """Load the suite's records and write the report; BenchError on bad input."""
     from bench.report import markdown
@@ -63,6 +75,8 @@ def build_report(suite: str, results: Path, out: Path | None = None, baseline: s
         raise BenchError(f"no records for suite {suite!r} under {results} "
                          f"(suites with records: {', '.join(have) or 'none'})")
     methods = sorted({(r.get("case") or {}).get("method") for r in records} - {None})
+    if baseline is None:
+        baseline = choose_baseline(suite, methods)
     if baseline not in methods:
         raise BenchError(f"--baseline {baseline!r} has no records in suite {suite!r} "
                          f"(valid: {', '.join(methods)})")
@@ -82,13 +96,7 @@ def build_report(suite: str, results: Path, out: Path | None = None, baseline: s
 
 def write_report(suite_name, results_dir, out_path, console) -> Path:
     """Hook of ``bench run --report``: write the report and say where it went."""
-    methods = set()
-    from bench.store import load_records
-
-    for r in load_records(Path(results_dir), suite_name):
-        methods.add((r.get("case") or {}).get("method"))
-    baseline = "pinn" if "pinn" in methods or not methods else sorted(m for m in methods if m)[0]
-    rep = build_report(suite_name, Path(results_dir), out_path, baseline)
+    rep = build_report(suite_name, Path(results_dir), out_path)
     msg = f"report: {rep.path} ({len(rep.figures)} figures)"
     if console is not None:
         console.print(msg)
