@@ -242,6 +242,7 @@ def _one_line(rec: dict) -> str:
 
 def summary_table(records: list[dict]):
     """Method x size table of the run (medians over seeds)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from bench.store import records_frame
@@ -261,7 +262,8 @@ def summary_table(records: list[dict]):
         flops = anyv("flops_per_step")
         statuses = ",".join(sorted(set(g.status)))
         npts = str(int(g.n_points.dropna().iloc[0])) if g.n_points.notna().any() else "n/a"
-        t.add_row(f"{k[0]}{k[1]}", str(k[2]), str(k[3]), npts,
+        # escape: a variant label such as "spinn-lowrank [points=random]" is not rich markup
+        t.add_row(f"{k[0]}{k[1]}", escape(str(k[2])), str(k[3]), npts,
                   _fmt(med("step_ms")), _fmt(anyv("compile_s")), _fmt(anyv("xla_temp_bytes"), "B"),
                   _fmt(med("peak_rss_bytes"), "B"), _fmt(med("nvml_peak_bytes"), "B"),
                   _fmt(flops / 1e9 if flops else None), _fmt(med("rel_l2")),

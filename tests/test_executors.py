@@ -176,15 +176,19 @@ def test_summary_table_keeps_variants_of_one_method_apart():
     """causal with its eps schedule and its eps = 0 ablation are two rows, not one pooled median."""
     from rich.console import Console
 
-    def rec(cid, params, step_ms):
-        case = {"pde": "advection", "dim": 1, "method": "causal", "n_per_axis": 8, "seed": 0,
+    def rec(cid, params, step_ms, method="causal"):
+        case = {"pde": "advection", "dim": 1, "method": method, "n_per_axis": 8, "seed": 0,
                 "method_params": params}
         return {"case_id": cid, "suite": "s", "status": "ok", "case": case,
                 "metrics": {"step_ms": step_ms}, "size": {"n_points": 64}}
 
-    recs = [rec("a", {"eps": [1.0, 10.0]}, 2.0), rec("b", {"eps": [0.0]}, 30.0)]
+    recs = [rec("a", {"eps": [1.0, 10.0]}, 2.0), rec("b", {"eps": [0.0]}, 30.0),
+            rec("c", {"points": "random"}, 4.0, "spinn-lowrank"),
+            rec("d", {"points": "gauss-legendre"}, 5.0, "spinn-lowrank")]
     console = Console(width=250, record=True)
     console.print(cli.summary_table(recs))
     rows = {line.split("│")[2].strip(): line.split("│")[5].strip()
             for line in console.export_text().splitlines() if line.count("│") > 5}
-    assert rows == {"causal [eps=[1.0, 10.0]]": "2", "causal [eps=[0.0]]": "30"}
+    # labels print as written, not as rich markup ("[points=random]" looks like a style tag)
+    assert rows == {"causal [eps=[1.0, 10.0]]": "2", "causal [eps=[0.0]]": "30",
+                    "spinn-lowrank [points=random]": "4", "spinn-lowrank [points=gauss-legendre]": "5"}
