@@ -174,6 +174,7 @@ def cmd_run(args) -> int:
         cases = [replace(c, memory_limit_gb=args.memory_limit) for c in cases]
     cases = executor.order(cases)
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     if args.dry_run:
@@ -202,7 +203,7 @@ def cmd_run(args) -> int:
         else:
             if counter["open"] != case.case_id:
                 console.print(f"{case.case_id}:", end=" ")
-            console.print(_one_line(rec))
+            console.print(escape(_one_line(rec)))  # errors may hold [brackets]
             counter["open"] = None
 
     state = executor.run(cases, args.results, resume=resume, progress=progress)
