@@ -428,3 +428,14 @@ def test_report_baseline_defaults_to_the_suites_own(tmp_path):
     write_record(results, make_record("pinn", 8, suite="no-such-suite"))
     rep = build_report("no-such-suite", results, tmp_path / "s.md", figures=False)  # no suite file
     assert "Baseline for ratios: `pinn`" in rep.text
+
+
+def test_an_up_to_ratio_is_not_refuted_below_the_size_it_is_stated_at(tmp_path):
+    """'up to 62x' at 64 points per axis: 10x at 16 cannot refute it (not measurable); 10x at
+    64 does (not reproduced); 100x at 16 already reproduces it."""
+    claim = {"claim_id": "c", "metric": "speedup", "baseline_method": "pinn", "method": "spinn",
+             "value": 62, "stated_n_per_axis": 64}
+    v = verdicts(tmp_path, speed_pair(16, 10.0, 1.0), [claim])["c"]
+    assert v.verdict == mclaims.NOT_MEASURABLE and "below the 64" in v.why
+    assert verdicts(tmp_path, speed_pair(64, 10.0, 1.0), [claim])["c"].verdict == mclaims.NOT_REPRODUCED
+    assert verdicts(tmp_path, speed_pair(16, 100.0, 1.0), [claim])["c"].verdict == mclaims.REPRODUCED

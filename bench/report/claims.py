@@ -19,6 +19,8 @@ method              the method the claim is about
 pde, dim, n_in,     filters on the records; empty = any. Ratios are taken only between the two
 n_per_axis, dtype   methods at the same device, PDE, dim, dtype and n_per_axis
 min_steps           records trained for fewer steps cannot test the claim (accuracy claims)
+stated_n_per_axis   the size an "up to" ratio is stated at: a miss measured only at smaller sizes
+                    cannot refute it (the ratios grow with size), so it is not measurable there
 value, comparison   the published number and how the measurement must compare (>= or <=)
 device_class        ``gpu``: a GPU claim; CPU records are shown but cannot reproduce it. ``any``
 error_definition    how the published number is defined
@@ -45,7 +47,7 @@ from bench.report.tables import STATUS_LABEL, _num, fmt
 REPRODUCED, NOT_REPRODUCED, NOT_MEASURABLE = "reproduced", "not reproduced", "not measurable here"
 CSV_COLUMNS = ["claim_id", "paper", "source", "setting", "metric", "field", "baseline_method",
                "method", "pde", "dim", "n_in", "n_per_axis", "dtype", "min_steps", "value",
-               "comparison", "device_class", "error_definition", "note"]
+               "comparison", "device_class", "error_definition", "note", "stated_n_per_axis"]
 RATIO_METRICS = {"speedup": "step_ms", "flops_ratio": "flops_per_step",
                  "memory_ratio": "nvml_process_peak_bytes|nvml_peak_bytes",
                  "error_ratio": "rel_l2", "time_to_target_ratio": "time_to_target_s"}
@@ -71,6 +73,7 @@ class Claim:
     device_class: str
     error_definition: str
     note: str
+    stated_n_per_axis: int | None = None
 
     @property
     def is_ratio(self) -> bool:
@@ -127,13 +130,14 @@ def load_claims(path: Path) -> list[Claim]:
                     filters[k] = int(v) if k in INT_FILTERS else v
                 except ValueError:
                     raise ValueError(f"{where}: {k} {v!r} is not an integer") from None
-        ms = r.get("min_steps", "")
+        ms, at = r.get("min_steps", ""), r.get("stated_n_per_axis") or ""
         out.append(Claim(
             claim_id=r["claim_id"], paper=r.get("paper", ""), source=r.get("source", ""),
             setting=r.get("setting", ""), metric=metric, fields=fields,
             baseline_method=r.get("baseline_method", ""), method=r["method"], filters=filters,
             min_steps=int(float(ms)) if ms else None, value=value, comparison=r["comparison"],
             device_class=dc, error_definition=r.get("error_definition", ""), note=r.get("note", ""),
+            stated_n_per_axis=int(float(at)) if at else None,
         ))
     return out
 
@@ -264,6 +268,11 @@ def evaluate(claim: Claim, aggs: pd.DataFrame) -> Verdict:
     if c.get("diverged"):
         return Verdict(claim, NOT_REPRODUCED, shown, "training diverged (NaN loss)", None, c)
     ok = _meets(c["value"], claim)
+    largest = max((x["n_per_axis"] for x in cands if x.get("n_per_axis") is not None), default=None)
+    if not ok and claim.stated_n_per_axis and largest is not None and largest < claim.stated_n_per_axis:
+        return Verdict(claim, NOT_MEASURABLE, shown,
+                       f"measured up to n/axis {fmt(largest, 'int')}, below the {claim.stated_n_per_axis} "
+                       "the ratio is stated at (it grows with size)", c["value"], c)
     rel = "meets" if ok else "misses"
     why = f"best of {len(cands)} matching measurement(s){src} {rel} {claim.describe_value()}"
     if notes:
