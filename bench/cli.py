@@ -219,26 +219,15 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _fmt(v, unit=""):
-    if v is None:
-        return "n/a"
-    if unit == "B":
-        for u in ("B", "KiB", "MiB", "GiB", "TiB"):
-            if abs(v) < 1024 or u == "TiB":
-                return f"{v:.3g} {u}"
-            v /= 1024
-    if unit == "F":
-        return f"{v:.3g}"
-    return f"{v:.3g}{unit}"
-
-
 def _one_line(rec: dict) -> str:
+    from bench.report.tables import fmt
+
     m = rec.get("metrics", {})
     st = rec.get("status")
     if st != "ok":
         return f"{st.upper()}: {rec.get('error')}"
-    return (f"ok  {_fmt(m.get('step_ms'))} ms/step  temp {_fmt(m.get('xla_temp_bytes'), 'B')}  "
-            f"rel_l2 {_fmt(m.get('rel_l2'))}")
+    return (f"ok  {fmt(m.get('step_ms'))} ms/step  temp {fmt(m.get('xla_temp_bytes'), 'bytes')}  "
+            f"rel_l2 {fmt(m.get('rel_l2'))}")
 
 
 def summary_table(records: list[dict]):
@@ -246,6 +235,7 @@ def summary_table(records: list[dict]):
     from rich.markup import escape
     from rich.table import Table
 
+    from bench.report.tables import fmt
     from bench.store import records_frame
 
     t = Table(title="summary (median over seeds and rounds; failed = runs not ok / runs)")
@@ -265,9 +255,9 @@ def summary_table(records: list[dict]):
         npts = str(int(g.n_points.dropna().iloc[0])) if g.n_points.notna().any() else "n/a"
         # escape: a variant label such as "spinn-lowrank [points=random]" is not rich markup
         t.add_row(f"{k[0]}{k[1]}", escape(str(k[2])), str(k[3]), npts,
-                  _fmt(med("step_ms")), _fmt(anyv("compile_s")), _fmt(anyv("xla_temp_bytes"), "B"),
-                  _fmt(med("peak_rss_bytes"), "B"), _fmt(med("nvml_peak_bytes"), "B"),
-                  _fmt(flops / 1e9 if flops else None), _fmt(med("rel_l2")),
+                  fmt(med("step_ms")), fmt(anyv("compile_s")), fmt(anyv("xla_temp_bytes"), "bytes"),
+                  fmt(med("peak_rss_bytes"), "bytes"), fmt(med("nvml_peak_bytes"), "bytes"),
+                  fmt(flops / 1e9 if flops else None), fmt(med("rel_l2")),
                   f"{int((g.status != 'ok').sum())}/{len(g)}", statuses)
     return t
 

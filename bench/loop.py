@@ -133,6 +133,16 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopRes
     return LoopResult(state, metrics, loss, stop, done, train_s, resample_every)
 
 
+def errors(xp, pred, exact) -> dict:
+    """rel. L2, RMS and max absolute error of ``pred`` against ``exact``; ``xp`` is
+    ``jax.numpy`` or ``torch`` (the same calls exist in both)."""
+    diff = (pred - exact).reshape(-1)
+    ex = exact.reshape(-1)
+    return {"rel_l2": float(xp.linalg.norm(diff) / xp.linalg.norm(ex)),
+            "rms_abs": float(xp.sqrt(xp.mean(diff * diff))),
+            "max_abs": float(xp.max(xp.abs(diff)))}
+
+
 def finish_ok(case, rec, final_errors: dict) -> None:
     """Record the final evaluation (and time to target if only the last point reached it)."""
     m = rec["metrics"]

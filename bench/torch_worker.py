@@ -147,14 +147,6 @@ def run_torch(case, rec: dict, checkpoint) -> None:
             "xla_temp_bytes": "not applicable (PyTorch)", "xla_total_bytes": "not applicable"}
 
 
-def _errors(torch, pred, exact) -> dict:
-    diff = (pred - exact).reshape(-1)
-    ex = exact.reshape(-1)
-    return {"rel_l2": float(torch.linalg.norm(diff) / torch.linalg.norm(ex)),
-            "rms_abs": float(torch.sqrt(torch.mean(diff * diff))),
-            "max_abs": float(torch.max(torch.abs(diff)))}
-
-
 def _train(torch, case, M, pde, state, batch, seeds, rec, sync):
     m = rec["metrics"]
     seed_sample, seed_eval = seeds
@@ -168,7 +160,7 @@ def _train(torch, case, M, pde, state, batch, seeds, rec, sync):
     exact = torch.stack(ex, -1) if isinstance(ex, (tuple, list)) else ex
 
     def evaluate(st):
-        return _errors(torch, M.predict(st, pts), exact)
+        return loop.errors(torch, M.predict(st, pts), exact)
 
     def resample(done):
         new = M.sample(seed_sample + done)

@@ -192,14 +192,6 @@ def _eval_points(jax, jnp, pde, key, n, dtype):
     return pts, ex
 
 
-def _errors(jnp, pred, exact) -> dict:
-    diff = (pred - exact).reshape(-1)
-    ex = exact.reshape(-1)
-    return {"rel_l2": float(jnp.linalg.norm(diff) / jnp.linalg.norm(ex)),
-            "rms_abs": float(jnp.sqrt(jnp.mean(diff * diff))),
-            "max_abs": float(jnp.max(jnp.abs(diff)))}
-
-
 def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     m = rec["metrics"]
     k_init, k_sample, k_eval = keys
@@ -214,7 +206,7 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
 
         def evaluate(state, final=False):
             pred = predict(state, pts)
-            return {**_errors(jnp, pred, exact), **pde.errors(pred, exact, jnp)}
+            return {**loop.errors(jnp, pred, exact), **pde.errors(pred, exact, jnp)}
 
     state = init(k_init)
     with Timer() as t_s:
