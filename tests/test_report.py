@@ -317,17 +317,12 @@ def test_bad_claims_and_bad_cli_input(tmp_path, synth, capsys):
 # ---------------------------------------------------------------- a real smoke run
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """``bench run --suite smoke --report`` in a scratch directory (about 20 s on 2 cores)."""
-    cwd = tmp_path_factory.mktemp("smoke")
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    p = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", "smoke", "--results",
-                        "results", "--report"], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=600)
-    assert p.returncode == 0, p.stderr[-2000:]
-    return cwd
+def smoke(smoke_run):
+    """The session's one ``bench run --suite smoke --report`` (tests/conftest.py): its cwd."""
+    return smoke_run[0]
 
 
+@pytest.mark.slow
 def test_report_from_real_smoke_run(smoke):
     md = smoke / "reports" / "smoke.md"
     text = md.read_text()
