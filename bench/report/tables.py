@@ -339,7 +339,8 @@ def ratio_table(rat: pd.DataFrame) -> pd.DataFrame:
                 big[c] = "n/a"
             else:
                 i = vals.idxmax()
-                big[c] = f"**{fmt(vals[i], 'ratio')}** (n={fmt(g.loc[i, 'n_per_axis'], 'int')})"
+                bound = (g.loc[i].get("flops_bound") or "") if c == "FLOP ratio" else ""
+                big[c] = f"**{bound}{fmt(vals[i], 'ratio')}** (n={fmt(g.loc[i, 'n_per_axis'], 'int')})"
         big["Mann-Whitney p (step time)"] = ""
         rows.append(big)
     return pd.DataFrame(rows)
