@@ -198,3 +198,28 @@ def test_the_cli_prints_the_reports_claims_count(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "claims: 1 reproduced, 1 not listed (method not run here)" in printed
     assert "Summary: 1 reproduced, 1 not listed (method not run here)." in (tmp_path / "r.md").read_text()
+
+
+def test_kfacs_loop_correction_brings_the_map_count_to_the_unrolled_count():
+    """The figure the report shows for line_search = "map" (XLA count + describe()'s
+    flops_correction) is the FLOP count of the same step with the 31 trials unrolled."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import methods
+    import pdes
+    from bench.measure.xla import cost_stats
+
+    pde = pdes.build("poisson", 2)
+    counts, raw = {}, {}
+    for mode in ("map", "unrolled"):
+        M = methods.get("kfac")(pde, 6, {"widths": [8, 6], "line_search": mode, "n_interior": 64,
+                                         "n_boundary": 16}, "float64")
+        state = jax.eval_shape(M.init, jax.random.PRNGKey(0))
+        batch = jax.eval_shape(M.sample, jax.random.PRNGKey(1))
+        compiled = jax.jit(M.step).lower(state, batch).compile()
+        raw[mode] = cost_stats(compiled)
+        counts[mode] = step_flops(raw[mode], M.describe())[0]
+    assert raw["map"]["flops_per_step"] < 0.8 * raw["unrolled"]["flops_per_step"]  # the undercount
+    assert counts["map"] == pytest.approx(counts["unrolled"], rel=0.05)
+    assert "lapack_dpotrf_ffi" in raw["map"]["flops_uncounted_calls"]  # the Kronecker-sum solve
