@@ -234,7 +234,7 @@ def claims_section(verdicts: list, claims_path: Path | None, methods_here=None, 
         out += [f"Not listed: {len(others)} claim(s) about methods not run here ("
                 + ", ".join(f"{m}: {n}" for m, n in sorted(by_method.items()))
                 + "); a report on a suite that runs them evaluates them.", ""]
-    out += ["Summary: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + ".", ""]
+    out += ["Summary: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "no claims in the file") + ".", ""]
     if not verdicts:
         return "\n".join(out + ["No published claim concerns the methods run here.", ""])
     rows = [{"claim": f"`{v.claim.claim_id}`", "metric": f"{v.claim.metric} ({v.claim.method}"
