@@ -3,13 +3,12 @@
 ``memory_analysis()`` gives argument/output/alias/temp bytes of one call: a per-call estimate,
 not a process peak, but available on every backend and for sizes that cannot run.
 ``cost_analysis()`` gives compiler-estimated FLOPs per call; a loop body (``scan``,
-``fori_loop``) is counted once, not once per trip (the JAX ahead-of-time docs call the analysis
-best effort), so methods that loop must say so (``flops_note``) and may declare the missing
-FLOPs (``flops_correction`` in the
-method's ``describe()``), which :func:`step_flops` adds. Custom calls (LAPACK ``eigh`` /
-``cholesky`` on the CPU, cuSOLVER on a GPU) are opaque to the cost analysis and count 0 FLOPs:
-:func:`uncounted_custom_calls` names them from the compiled HLO text, and a FLOP figure of an
-executable that has them is a lower bound.
+``fori_loop``, ``lax.map``) is counted once, not once per trip (the JAX ahead-of-time docs call
+the analysis best effort), so a method that loops must say so (``flops_note``) and may declare
+the missing FLOPs (``flops_correction`` in its ``describe()``), which :func:`step_flops` adds.
+Custom calls (LAPACK ``eigh`` / ``cholesky`` on the CPU, cuSOLVER on a GPU) are opaque to the
+cost analysis and count 0 FLOPs: :func:`uncounted_custom_calls` names them from the compiled HLO
+text, and a FLOP figure of an executable that has them is a lower bound.
 """
 
 from __future__ import annotations
