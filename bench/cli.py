@@ -225,14 +225,16 @@ def summary_table(records: list[dict]):
         ok = g[g.status == "ok"]
         med = lambda c: (ok[c].dropna().median() if c in ok and ok[c].notna().any() else None)  # noqa: E731
         anyv = lambda c: (g[c].dropna().median() if c in g and g[c].notna().any() else None)  # noqa: E731
-        flops = anyv("flops_per_step")
+        flops = anyv("flops_per_step")  # with the method's loop correction (store.flatten)
+        calls = g["flops_uncounted_calls"].fillna("").astype(str) if "flops_uncounted_calls" in g else []
+        bound = ">= " if any(calls) else ""  # custom calls XLA does not count: a lower bound
         statuses = ",".join(sorted(set(g.status)))
         npts = str(int(g.n_points.dropna().iloc[0])) if g.n_points.notna().any() else "n/a"
         # escape: a variant label such as "spinn-lowrank [points=random]" is not rich markup
         t.add_row(f"{k[0]}{k[1]}", escape(str(k[2])), str(k[3]), npts,
                   fmt(med("step_ms")), fmt(anyv("compile_s")), fmt(anyv("xla_temp_bytes"), "bytes"),
                   fmt(med("peak_rss_bytes"), "bytes"), fmt(med("nvml_peak_bytes"), "bytes"),
-                  fmt(flops / 1e9 if flops else None), fmt(med("rel_l2")),
+                  (bound if flops else "") + fmt(flops / 1e9 if flops else None), fmt(med("rel_l2")),
                   f"{int((g.status != 'ok').sum())}/{len(g)}", statuses)
     return t
 
