@@ -67,9 +67,13 @@ MAX_CASE_TRAIN_S = {False: 8.0, True: 1.0}
 MIN_CASE_TRAIN_S = 0.5
 #: steps of the baseline at the suite's largest size: its compiled estimate is what it is for
 BIG_STEPS = 3
-#: --tiny: the first PDE of each suite at these n/axis, these budgets
+#: --tiny: one PDE of each suite (S2 Helmholtz has a closed-form solution; S1 diffusion's is a
+#: finite-difference solve that costs a tiny case seconds) at these n/axis, these budgets
+TINY_PDE = {"spinn-claims": ("helmholtz", 3), "heat4d-gpu": ("heat", 4)}
 TINY_SIZES = {"spinn-claims": (4,), "heat4d-gpu": (4,)}
 TINY_STEPS, TINY_SAMPLES, TINY_EVAL_POINTS = 12, 3, 256
+#: --tiny: smaller networks (compile time dominates a tiny case), where the suite sets these keys
+TINY_PARAMS = {"width": 16, "depth": 2, "rank": 8}
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
 CLAIMS = (("spinn-speedup-62x", "62x wall-clock"), ("spinn-flops-1394x", "1,394x FLOPs"),
           ("spinn-memory-29x", "29x memory"))
@@ -118,14 +122,17 @@ SUBSETS = {"spinn-claims": spinn_claims_subset, "heat4d-gpu": every_other_size}
 
 
 def tiny_subset(suite: str, cases):
-    """The first PDE of the subset, each method at the ``TINY_SIZES`` of the suite."""
-    first = (cases[0].pde, cases[0].dim)
+    """One PDE of the subset (``TINY_PDE``, else the first), each method at the ``TINY_SIZES``
+    of the suite, with ``TINY_PARAMS`` networks."""
+    have = {(c.pde, c.dim) for c in cases}
+    first = TINY_PDE.get(suite) if TINY_PDE.get(suite) in have else (cases[0].pde, cases[0].dim)
     templates = {}
     for c in cases:
         if (c.pde, c.dim) == first:
             templates.setdefault(c.method, c)
+    small = lambda p: {k: TINY_PARAMS.get(k, v) for k, v in p.items()}  # noqa: E731
     return [replace(t, n_per_axis=n, steps=TINY_STEPS, timing_samples=min(t.timing_samples, TINY_SAMPLES),
-                    eval_points=min(t.eval_points, TINY_EVAL_POINTS))
+                    eval_points=min(t.eval_points, TINY_EVAL_POINTS), method_params=small(t.method_params))
             for n in TINY_SIZES[suite] for t in templates.values()]
 
 
