@@ -31,6 +31,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -148,7 +149,8 @@ def train_budget(n_cases: int, time_box: float, device: str, tiny: bool) -> floa
     """Seconds of training per case so that the tests, every case's fixed cost and the reports
     fit the box: (box - tests - reserve - n x overhead) / n, within [0.5 s, MAX_CASE_TRAIN_S]."""
     spare = time_box - TESTS_ESTIMATE_S[tiny] - RESERVE_S[tiny] - n_cases * CASE_OVERHEAD_S[device]
-    return max(MIN_CASE_TRAIN_S, min(MAX_CASE_TRAIN_S[tiny], spare / max(n_cases, 1)))
+    per = max(MIN_CASE_TRAIN_S, min(MAX_CASE_TRAIN_S[tiny], spare / max(n_cases, 1)))
+    return math.floor(per * 10) / 10  # a round number in the case ids
 
 
 def make_plans(device: str, tiny: bool, time_box: float, suites=SUITES) -> list[Plan]:
@@ -160,11 +162,14 @@ def make_plans(device: str, tiny: bool, time_box: float, suites=SUITES) -> list[
     for name in suites:
         s = msuite.load(name, device=device)
         sub = SUBSETS[name](s.cases)
-        rule = SUBSETS[name].__doc__.split("\n\n")[0]
+        rule = " ".join(SUBSETS[name].__doc__.split("\n\n")[0].split()).rstrip(".").replace("``", "`")
         if tiny:
             sub = tiny_subset(name, sub)
-            rule = f"--tiny: {tiny_subset.__doc__.strip()} ({TINY_SIZES[name]}), taken from: {rule}"
-        plans.append(Plan(name, " ".join(rule.split()), sub))
+            pde = f"{sub[0].pde}{sub[0].dim}"
+            sizes = ", ".join(map(str, TINY_SIZES[name]))
+            rule = (f"--tiny: {pde} only, n/axis {sizes}, networks with {TINY_PARAMS}, {TINY_STEPS} steps; "
+                    f"taken from the full check's subset ({rule})")
+        plans.append(Plan(name, rule, sub))
     budget = train_budget(sum(len(p.cases) for p in plans), time_box, device, tiny)
     for p in plans:
         p.train_s = budget
@@ -364,7 +369,7 @@ def check_section(suite: str, records: list, plan: Plan, skipped: list, context:
                       if k in ("nvml_energy_reason", "nvml_util_reason", "nvml_contamination_reason") and v})
     if reasons:
         lines += ["Reasons given where a value is n/a: " + "; ".join(reasons[:6]) + ".", ""]
-    lines += ["Reproduce: `PYTHONPATH=. python -m bench gpu-check --out OUT` (see the README, GPU check).", ""]
+    lines += [f"Reproduce: `PYTHONPATH=. {context['command']} --out OUT` (README, section GPU check).", ""]
     return "\n".join(lines)
 
 
@@ -503,8 +508,9 @@ def summary_text(ctx: dict, tests: dict, run: CaseRun, recs: dict, claims: dict,
             lines.append(f"  {'':<15} {why}")
     defs = claims["memory_definitions"]
     if defs:
-        lines.append("  29x memory by definition (best size): " + ", ".join(
-            f"{d['short']} {_cell(d['value'])}" for d in defs))
+        cells = [f"{d['short']} {_cell(d['value'])}" for d in defs]
+        lines.append("  29x memory by definition (best size): " + ", ".join(cells[:4]))
+        lines.append("  " + " " * len("29x memory by definition (best size): ") + ", ".join(cells[4:]))
         ok = [d for d in defs if d["verdict"] == "reproduced"]
         lines.append("  memory definition that reproduces 29x: " + (
             "; ".join(f"{d['short']} ({d['what']})" for d in ok) if ok else
@@ -623,8 +629,6 @@ def add_arguments(p) -> None:
 
 def main(args, device: str) -> int:
     """Run the check on ``device`` (resolved by the caller: ``bench.cli.resolve_device``)."""
-    import math
-
     if args.unpack is not None:
         return unpack(args.unpack, args.reports or Path("reports"), args.results or Path("results/gpu-check-gpu"))
     box = args.time_box if args.time_box is not None else (TINY_TIME_BOX_S if args.tiny else TIME_BOX_S)
