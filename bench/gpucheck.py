@@ -143,6 +143,18 @@ class Plan:
     rule: str
     cases: list
     train_s: float = 0.0
+    #: cases above the claims' size (the baseline's compiled estimate): run after every plan's
+    #: other cases, so a short box spends itself on the claims and the heat4d ladder first
+    tail: list = field(default_factory=list)
+
+    @property
+    def all_cases(self) -> list:
+        return self.cases + self.tail
+
+
+def run_order(plans: list[Plan]) -> list:
+    """(plan, case) in the order they run: every plan's cases, then every plan's tail."""
+    return [(p, c) for p in plans for c in p.cases] + [(p, c) for p in plans for c in p.tail]
 
 
 def train_budget(n_cases: int, time_box: float, device: str, tiny: bool) -> float:
@@ -170,10 +182,13 @@ def make_plans(device: str, tiny: bool, time_box: float, suites=SUITES) -> list[
             rule = (f"--tiny: {pde} only, n/axis {sizes}, networks with {TINY_PARAMS}, {TINY_STEPS} steps; "
                     f"taken from the full check's subset ({rule})")
         plans.append(Plan(name, rule, sub))
-    budget = train_budget(sum(len(p.cases) for p in plans), time_box, device, tiny)
+    budget = train_budget(sum(len(p.all_cases) for p in plans), time_box, device, tiny)
     for p in plans:
         p.train_s = budget
-        p.cases = [replace(c, max_seconds=min(c.max_seconds or budget, budget)) for c in p.cases]
+        cases = [replace(c, max_seconds=min(c.max_seconds or budget, budget)) for c in p.cases]
+        p.cases = [c for c in cases if c.n_per_axis <= CLAIM_N]
+        p.tail = [c for c in cases if c.n_per_axis > CLAIM_N and c.steps <= BIG_STEPS]
+        p.cases += [c for c in cases if c not in p.cases and c not in p.tail]
     return plans
 
 
@@ -255,35 +270,34 @@ def run_plans(plans: list[Plan], results: Path, deadline: float, reserve: float,
     from bench.report.tables import fmt
 
     run = CaseRun()
-    total = sum(len(p.cases) for p in plans)
-    i = 0
+    order = run_order(plans)
+    total = len(order)
     ex = executors.make("local")
     for p in plans:
         run.done.setdefault(p.suite, [])
-        for case in p.cases:
-            i += 1
-            left = deadline - time.monotonic() - reserve
-            why = ("interrupted" if run.interrupted else
-                   f"time box: {max(left, 0):.0f} s left, a case needs {MIN_CASE_S[tiny]:g} s"
-                   if left < MIN_CASE_S[tiny] else None)
-            if why:
-                run.skipped.append({"suite": p.suite, "case_id": case.case_id, "method": case.method,
-                                    "pde": f"{case.pde}{case.dim}", "n_per_axis": case.n_per_axis, "why": why})
-                say(f"[{i}/{total}] {case.case_id} skipped ({why})")
-                continue
-            case = replace(case, timeout_s=min(case.timeout_s, left))
-            t0 = time.monotonic()
-            state = ex.run([case], results, resume=resume)
-            rec = state.done[-1] if state.done else None
-            if rec is not None:
-                run.done[p.suite].append(case.case_id)
-                m = rec.get("metrics") or {}
-                st = rec.get("status")
-                detail = (f"{fmt(m.get('step_ms'))} ms/step, XLA total {fmt(m.get('xla_total_bytes'), 'bytes')}"
-                          if st == "ok" else str(rec.get("error"))[:120])
-                say(f"[{i}/{total}] {case.case_id} {st}: {detail} ({time.monotonic() - t0:.0f} s)")
-            if state.stop_requested:
-                run.interrupted = True
+    for i, (p, case) in enumerate(order, start=1):
+        left = deadline - time.monotonic() - reserve
+        why = ("interrupted" if run.interrupted else
+               f"time box: {max(left, 0):.0f} s left, a case needs {MIN_CASE_S[tiny]:g} s"
+               if left < MIN_CASE_S[tiny] else None)
+        if why:
+            run.skipped.append({"suite": p.suite, "case_id": case.case_id, "method": case.method,
+                                "pde": f"{case.pde}{case.dim}", "n_per_axis": case.n_per_axis, "why": why})
+            say(f"[{i}/{total}] {case.case_id} skipped ({why})")
+            continue
+        case = replace(case, timeout_s=min(case.timeout_s, left))
+        t0 = time.monotonic()
+        state = ex.run([case], results, resume=resume)
+        rec = state.done[-1] if state.done else None
+        if rec is not None:
+            run.done[p.suite].append(case.case_id)
+            m = rec.get("metrics") or {}
+            st = rec.get("status")
+            detail = (f"{fmt(m.get('step_ms'))} ms/step, XLA total {fmt(m.get('xla_total_bytes'), 'bytes')}"
+                      if st == "ok" else str(rec.get("error"))[:120])
+            say(f"[{i}/{total}] {case.case_id} {st}: {detail} ({time.monotonic() - t0:.0f} s)")
+        if state.stop_requested:
+            run.interrupted = True
     return run
 
 
@@ -566,13 +580,24 @@ def write_out(out: Path, reports: Path, stems: dict, summary: str, data: dict) -
     files.append(out / "gpu-check.json")
     listing = [{"name": f.name, "bytes": f.stat().st_size if f.exists() else None} for f in files]
     data["files"] = listing
-    (out / "gpu-check.json").write_text(json.dumps(data, indent=1, default=str, allow_nan=False) + "\n")
+    (out / "gpu-check.json").write_text(json.dumps(_finite(data), indent=1, default=str, allow_nan=False) + "\n")
     listing[-1]["bytes"] = (out / "gpu-check.json").stat().st_size
     too_big = [f for f in listing if f["bytes"] > MAX_FILE_BYTES]
     if len(listing) > MAX_FILES or too_big:
         raise BenchError(f"--out {out}: {len(listing)} files, {len(too_big)} over {MAX_FILE_BYTES} bytes "
                          f"(limits: {MAX_FILES} files, {MAX_FILE_BYTES} bytes each)")
     return listing
+
+
+def _finite(obj):
+    """A JSON-safe copy: non-finite floats become None (never a made-up value)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def unpack(src: Path, reports: Path, results: Path, say=print) -> int:
@@ -622,9 +647,24 @@ def add_arguments(p) -> None:
                                                 "--tiny: a scratch directory)")
     p.add_argument("--reports", type=Path, help="reports directory (default reports; --tiny: a scratch directory)")
     p.add_argument("--fresh", action="store_true", help="re-run cases already recorded in the results directory")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (cases, budgets, estimated time) and exit")
     p.add_argument("--unpack", type=Path, metavar="DIR",
                    help="install a --out folder carried back from a GPU machine into --reports and --results "
                         "(default reports, results/gpu-check-gpu) and exit")
+
+
+def dry_run(plans: list[Plan], device: str, tiny: bool, box: float) -> int:
+    n = sum(len(p.all_cases) for p in plans)
+    for p in plans:
+        print(f"{p.suite}: {p.rule}")
+    for p, c in run_order(plans):
+        print(f"  {c.case_id:<40} {c.method:<6} {c.pde}{c.dim} n/axis {c.n_per_axis:<4} steps {c.steps:<6} "
+              f"max_seconds {c.max_seconds:g}")
+    est = TESTS_ESTIMATE_S[tiny] + RESERVE_S[tiny] + n * (CASE_OVERHEAD_S[device] + plans[0].train_s)
+    print(f"{n} cases; planned {est:.0f} s of the {box:g} s box (gpu tests {TESTS_ESTIMATE_S[tiny]:g} s, "
+          f"{CASE_OVERHEAD_S[device]:g} s fixed + {plans[0].train_s:g} s training per case, "
+          f"reports {RESERVE_S[tiny]:g} s)")
+    return 0
 
 
 def main(args, device: str) -> int:
@@ -644,7 +684,9 @@ def main(args, device: str) -> int:
         results = args.results or (Path(scratch) / "results" if scratch else Path(f"results/gpu-check-{device}"))
         reports = args.reports or (Path(scratch) / "reports" if scratch else Path("reports"))
         plans = make_plans(device, args.tiny, box)
-        n_cases = sum(len(p.cases) for p in plans)
+        n_cases = sum(len(p.all_cases) for p in plans)
+        if args.dry_run:
+            return dry_run(plans, device, args.tiny, box)
         print(f"gpu-check on {device}: {n_cases} cases ({', '.join(f'{p.suite} {len(p.cases)}' for p in plans)}), "
               f"{plans[0].train_s:.2g} s training each, time box {box:g} s; results in {results}", flush=True)
         print("stage 1: pytest -m gpu" + (" (PINNBENCH_REQUIRE_GPU=1)" if device == "gpu" else ""), flush=True)
@@ -682,7 +724,7 @@ def main(args, device: str) -> int:
         summary = summary_text(ctx, tests, run, recs, claims, ratios)
         data = {**ctx, "tests": tests, "interrupted": run.interrupted, "notes": [],
                 "plans": [{"suite": p.suite, "rule": p.rule, "train_s": p.train_s,
-                           "cases": [c.case_id for c in p.cases]} for p in plans],
+                           "cases": [c.case_id for c in p.all_cases]} for p in plans],
                 "skipped": run.skipped, "claims": claims, "ratios": ratios,
                 "reports": {s: str(Path(reports) / f"{stems[s]}.md") for s in reps}}
         (Path(reports)).mkdir(parents=True, exist_ok=True)
