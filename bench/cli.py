@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {list,run,export,report,compare}``.
+"""Command line: ``python -m bench {list,run,export,report,compare,gpu-check}``.
 
 Bad input ends with one line ``bench: error: ...`` naming the bad value and the valid choices,
 and exit code 2.
@@ -69,6 +69,12 @@ def build_parser() -> Parser:
     e.add_argument("-o", "--output", type=Path, help="output file (default: stdout for csv)")
 
     _add_report_commands(sub)
+
+    from bench import gpucheck
+
+    g = sub.add_parser("gpu-check", help="the GPU path in one time-boxed command: gpu tests, the "
+                                          "spinn-claims and heat4d-gpu subsets, reports, claims summary")
+    gpucheck.add_arguments(g)
     return p
 
 
@@ -262,7 +268,14 @@ def cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "export": cmd_export}
+def cmd_gpu_check(args) -> int:
+    from bench import gpucheck
+
+    device = "gpu" if args.unpack is not None else resolve_device(args.device, ("jax",))
+    return gpucheck.main(args, device)
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "export": cmd_export, "gpu-check": cmd_gpu_check}
 
 
 def version_string() -> str:

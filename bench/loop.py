@@ -75,10 +75,12 @@ def curve_extras(M, metrics) -> dict:
     return {k: float(metrics[k]) for k in getattr(M, "curve_keys", ()) if k in metrics}
 
 
-def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopResult:
+def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=None) -> LoopResult:
     """Run the training of one case. ``step(state, batch) -> (state, metrics)``;
     ``sync(tree)`` waits for the device; ``resample(done) -> batch`` draws new points;
-    ``evaluate(state) -> {rel_l2, ...}``. Fills ``rec["metrics"]`` and ``rec["curve"]``."""
+    ``evaluate(state) -> {rel_l2, ...}``. Fills ``rec["metrics"]`` and ``rec["curve"]``.
+    ``window`` (optional, e.g. ``bench.measure.nvml.TimedWindow``) gets ``enter()`` just before
+    and ``exit(k)`` just after every timed chunk of k steps, outside the step clock."""
     m = rec["metrics"]
     report = Reporter(case)
     rec["phase"] = "first_step"
@@ -121,10 +123,14 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopRes
         k = min(K, case.steps - done)
         if resample_every:
             k = min(k, last_draw + resample_every - done)
+        if window is not None:
+            window.enter()
         with no_gc(), Timer() as t:
             for _ in range(k):
                 state, metrics = step(state, batch)
             sync((state, metrics))
+        if window is not None:
+            window.exit(k)
         done += k
         train_s += t.s
         if k == K:
