@@ -25,7 +25,8 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-LOCAL = {"bench", "methods", "pdes", "tests", "conftest"}
+#: the project's own modules: its packages, and the test modules (tests import each other's helpers)
+LOCAL = {"bench", "methods", "pdes", "tests"} | {p.stem for p in (ROOT / "tests").rglob("*.py")}
 
 
 def readme_commands() -> tuple[str, str]:
