@@ -50,12 +50,12 @@ def interleave(cases: list[Case]) -> list[Case]:
 def to_run(case: Case, results: Path, resume: bool) -> dict | None:
     """The stored final record that lets ``case`` be skipped, or None if it must run.
 
-    A corrupt or half-written record is quarantined by ``store.read_record`` and re-run;
+    A corrupt or half-written record is set aside (``runner.existing``, saying so) and re-run;
     ``error`` records (crash, signal, lost job) are re-run; the other statuses are final.
     """
     if not resume:
         return None
-    prev = existing(results, case)
+    prev = existing(results, case, set_aside=True)
     return prev if prev is not None and prev.get("status") in store.FINAL else None
 
 
