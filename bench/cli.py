@@ -231,34 +231,38 @@ def _one_line(rec: dict) -> str:
 
 
 def summary_table(records: list[dict]):
-    """Method x size table of the run (medians over seeds)."""
+    """Method x size table of the run, from the report's aggregation (``tables.aggregate``: one
+    row per device, PDE, dtype, method variant and size; medians over runs, 95% CI over runs)."""
     from rich.markup import escape
     from rich.table import Table
 
-    from bench.report.tables import fmt
-    from bench.store import records_frame
+    from bench.report.tables import aggregate, ci_cell, fmt
 
-    t = Table(title="summary (median over seeds and rounds; failed = runs not ok / runs)")
-    for col in ("pde", "method", "n/axis", "n_points", "ms/step", "compile s", "XLA temp",
-                "peak RSS", "NVML peak", "GFLOP/step", "rel L2", "failed", "status"):
+    t = Table(title="summary (run = one record, seed x round; median and 95% bootstrap CI over runs; "
+                    "failed = runs not ok / runs)")
+    cols = ["pde", "method", "n/axis", "n_points", "ms/step", "95% CI", "runs", "compile s", "XLA temp",
+            "peak RSS", "NVML peak", "GFLOP/step", "rel L2", "failed", "status", "dtype"]
+    aggs = aggregate(records) if records else None
+    multi_dev = aggs is not None and not aggs.empty and aggs["device_name"].nunique() > 1
+    for col in cols + (["device"] if multi_dev else []):
         t.add_column(col)
-    if not records:
+    if aggs is None or aggs.empty:
         return t
-    df = records_frame(records)
-    keys = ["pde", "dim", "label", "n_per_axis"]  # label: method, or method [settings that differ]
-    for k, g in df.groupby(keys, sort=True, dropna=False):
-        ok = g[g.status == "ok"]
-        med = lambda c: (ok[c].dropna().median() if c in ok and ok[c].notna().any() else None)  # noqa: E731
-        anyv = lambda c: (g[c].dropna().median() if c in g and g[c].notna().any() else None)  # noqa: E731
-        flops = anyv("flops_per_step")
-        statuses = ",".join(sorted(set(g.status)))
-        npts = str(int(g.n_points.dropna().iloc[0])) if g.n_points.notna().any() else "n/a"
+    for _, a in aggs.sort_values(["device_name", "pde", "dim", "label", "dtype", "n_per_axis"]).iterrows():
+        flops = a["flops_per_step"]
+        npts = fmt(a["n_points"], "int").replace(",", "") if a["n_points"] is not None else "n/a"
+        ok = a["n_ok"] > 0
         # escape: a variant label such as "spinn-lowrank [points=random]" is not rich markup
-        t.add_row(f"{k[0]}{k[1]}", escape(str(k[2])), str(k[3]), npts,
-                  fmt(med("step_ms")), fmt(anyv("compile_s")), fmt(anyv("xla_temp_bytes"), "bytes"),
-                  fmt(med("peak_rss_bytes"), "bytes"), fmt(med("nvml_peak_bytes"), "bytes"),
-                  fmt(flops / 1e9 if flops else None), fmt(med("rel_l2")),
-                  f"{int((g.status != 'ok').sum())}/{len(g)}", statuses)
+        row = [f"{a['pde']}{a['dim']}", escape(str(a["label"])), str(a["n_per_axis"]), npts,
+               fmt(a["step_ms"]), ci_cell(a["step_ms_lo"], a["step_ms_hi"], a["n_runs"]) if ok else "n/a",
+               str(a["n_runs"]), fmt(a["compile_s"]), fmt(a["xla_temp_bytes"], "bytes"),
+               fmt(a["peak_rss_bytes"], "bytes"), fmt(a["nvml_peak_bytes"], "bytes"),
+               fmt(flops / 1e9 if flops else None), fmt(a["rel_l2"]),
+               f"{a['n_records'] - a['n_ok']}/{a['n_records']}", ",".join(sorted(a["statuses"])),
+               str(a["dtype"])]
+        if multi_dev:
+            row.append(escape(str(a["device_name"])))
+        t.add_row(*row)
     return t
 
 

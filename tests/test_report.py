@@ -130,12 +130,14 @@ def test_report_sections_and_numbers_equal_records(synth):
         assert s in text, s
     table = parse_tables(text)["heat, dim 2 (3 inputs)"][0]
     row = {(r["method"], r["n/axis"]): r for r in table}
-    # step time pools the samples of both seeds (median 10.5), unlike a median of medians (7.5)
-    pooled = [1, 2, 3, 4, 100, 10, 11, 12, 13, 14]
-    q1, med, q3 = np.percentile(pooled, [25, 50, 75])
-    assert close(row["pinn", "8"]["step ms (median)"], med) and med == 10.5
-    assert close(row["pinn", "8"]["IQR ms"], q3 - q1)
-    assert row["pinn", "8"]["seeds"] == "2"
+    # the unit is a run: the median over runs of each run's median (3 and 12), not the median
+    # of the pooled chunks (10.5); within-run IQR: median over runs of each run's chunk IQR
+    assert close(row["pinn", "8"]["step ms (median)"], 7.5)
+    assert close(row["pinn", "8"]["within-run IQR ms"], 2.0)
+    assert row["pinn", "8"]["seeds"] == "2" and row["pinn", "8"]["runs"] == "2"
+    lo, hi = (parse_value(c) for c in row["pinn", "8"]["95% CI ms"].strip("[]").split(", "))
+    assert 3 <= lo <= 7.5 <= hi <= 12
+    assert row["spinn", "16"]["95% CI ms"] == "n/a (1 run)"
     assert close(row["pinn", "8"]["rel L2"], np.median([0.1, 0.3]))
     for r in recs:
         if r["status"] != "ok" or r["case"]["seed"]:
@@ -160,21 +162,67 @@ def test_missing_metric_is_na_and_failures_are_named(synth):
     assert "NVML process, NVML device, allocator peak" in text  # ... and named
     assert "### Cases that did not finish" in text
     summary = [ln for ln in text.splitlines() if ln.startswith("At n/axis = 16")][0]
-    assert "fastest: **spinn** (2.2 ms)" in summary and "pinn at n=32: OOM" in summary
+    assert "fastest: **spinn** (2.2 ms, 1 run: no test)" in summary and "pinn at n=32: OOM" in summary
     assert "lowest rel. L2" not in summary       # pinn's error at n=16 is missing: no winner claimed
 
 
-def test_ratios_and_mann_whitney(synth):
+def test_ratios_and_no_test_below_three_runs(synth):
     rat = parse_tables(synth["text"])["Ratios against `pinn`"][0]
     row = {r["n/axis"]: r for r in rat}
     assert close(row["16"]["speedup"], 42 / 2.2)
     assert close(row["16"]["FLOP ratio"], 1.0)
     assert close(row["8"]["mem XLA temp"], 8000 / 100)
-    p = mannwhitneyu([1, 2, 3, 4, 100, 10, 11, 12, 13, 14], [0.5, 0.6, 0.7, 0.8, 0.9] * 2).pvalue
-    assert close(row["8"]["Mann-Whitney p (step time)"], p)
+    assert row["8"][mt.P_COLUMN] == "2 runs: no test" and row["16"][mt.P_COLUMN] == "1 run: no test"
+    assert row["8"]["runs (base/method)"] == "2/2"
+    assert row["16"]["speedup 95% CI"] == "n/a (1 run)"
     assert row["32"]["speedup"] == "baseline OOM"
     largest = [r for r in rat if r["method vs baseline"].startswith("**largest")][0]
     assert largest["speedup"].startswith(f"**{mt.fmt(42 / 2.2, 'ratio')}**") and "n=16" in largest["speedup"]
+
+
+def test_test_and_ci_use_one_median_per_run(tmp_path):
+    """Three runs a side: Mann-Whitney on the three run medians (the 15 chunks would give a far
+    smaller p); the speedup CI comes from resampling runs."""
+    pinn = [(10, 11, 12, 13, 14), (20, 21, 22, 23, 24), (14, 15, 16, 17, 18)]
+    spinn = [(1, 1.1, 1.2, 1.3, 1.4), (2, 2.1, 2.2, 2.3, 2.4), (1.5, 1.6, 1.7, 1.8, 1.9)]
+    recs = [make_record("pinn", 8, i, samples=s) for i, s in enumerate(pinn)] + \
+        [make_record("spinn", 8, i, samples=s) for i, s in enumerate(spinn)]
+    aggs = mt.aggregate(recs)
+    rat = mt.ratios(aggs, "pinn").iloc[0]
+    medians = [float(np.median(x)) for x in pinn], [float(np.median(x)) for x in spinn]
+    assert rat["p_value"] == pytest.approx(mannwhitneyu(*medians).pvalue)
+    assert rat["p_value"] != pytest.approx(mannwhitneyu([x for s in pinn for x in s],
+                                                        [x for s in spinn for x in s]).pvalue)
+    assert rat["speedup_lo"] <= np.median(medians[0]) / np.median(medians[1]) <= rat["speedup_hi"]
+    a = aggs.set_index("method").loc["pinn"]
+    assert a["n_runs"] == 3 and a["step_ms"] == 16 and a["step_ms_lo"] <= 16 <= a["step_ms_hi"]
+    assert mt.bootstrap_ci([1.0, 2.0, 3.0]) == mt.bootstrap_ci([1.0, 2.0, 3.0])  # seeded
+
+
+def test_ratio_format_has_no_exponent():
+    assert mt.fmt(1225.4, "ratio") == "1,225x" and mt.fmt(19.09, "ratio") == "19.1x"
+
+
+def test_run_summary_and_report_agree(tmp_path):
+    """cli.summary_table and the report table print the same ms/step for the same records, and
+    the summary keeps devices and dtypes apart."""
+    from rich.console import Console
+
+    from bench import cli
+
+    recs = [make_record("pinn", 8, 0, samples=(1, 2, 3, 4, 100)), make_record("pinn", 8, 1, samples=(10, 11, 12)),
+            make_record("pinn", 8, 0, samples=(7, 7, 7), dtype="float64"),
+            make_record("pinn", 8, 0, samples=(5, 5, 5), device_name=GPU)]
+    console = Console(width=300, record=True)
+    console.print(cli.summary_table(recs))
+    lines = [ln.split("│") for ln in console.export_text().splitlines() if ln.count("│") > 5]
+    got = sorted((c[16].strip(), c[17].strip(), c[5].strip()) for c in lines)
+    assert got == sorted([("float32", CPU, "7"), ("float64", CPU, "7"), ("float32", GPU, "5")])
+    rep = build(recs, "synth", tmp_path / "r.md", tmp_path, figures=False)
+    cpu = parse_tables(rep.text.split("## Results: ")[1 + [GPU in p[:40] for p in
+                                                          rep.text.split("## Results: ")[1:]].index(False)])
+    cells = {r["dtype"]: r["step ms (median)"] for r in cpu["heat, dim 2 (3 inputs)"][0]}
+    assert cells == {"float32": "7", "float64": "7"}
 
 
 def test_figures_are_pngs_and_links_resolve(synth):

@@ -113,7 +113,14 @@ def section_summary(aggs: pd.DataFrame) -> str:
         if len(d) == len(g):
             best = d.loc[d[col].idxmin()]
             unit = " ms" if col == "step_ms" else ""
-            parts.append(f"{what}: **{best['label']}** ({mt.fmt(best[col], kind)}{unit})")
+            test = ""
+            if col == "step_ms" and len(d) > 1:
+                # the runner-up against the winner, on one median per run
+                second = d.drop(index=best.name).sort_values(col).iloc[0]
+                p = mt.mann_whitney(best["run_ms"], second["run_ms"])
+                test = (f", vs {second['label']}: p = {mt.fmt(p)} over runs" if p is not None
+                        else f", {mt.no_test_label(best['n_runs'], second['n_runs'])}")
+            parts.append(f"{what}: **{best['label']}** ({mt.fmt(best[col], kind)}{unit}{test})")
     if not parts:
         return ""
     fails = aggs[(aggs["n_ok"] == 0) & (aggs["n_per_axis"] > n)]
@@ -128,13 +135,17 @@ def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figd
     n_in = sec_aggs["n_in"].iloc[0]
     out = [f"### {pde}, dim {dim} ({mt.fmt(n_in, 'int')} inputs)", ""]
     table, missing = mt.results_table(sec_aggs)
-    out += [mt.md_table(table), ""]
+    mixed = mt.mixed_versions(sec_aggs)
+    out += ([mixed, ""] if mixed else []) + [mt.md_table(table), ""]
     summary = section_summary(sec_aggs)
     if summary:
         out += [summary, ""]
-    out += ["Step time: median and IQR of the per-step timing samples pooled over repeats and "
-            "seeds; errors: median over seeds; compile time, XLA bytes and FLOPs (compiler "
-            "estimate per step) are known even for a case that then failed."]
+    out += ["Step time: a *run* is one record (a fresh worker: one seed x round); `runs` counts them, "
+            "`step ms (median)` is the median over runs of each run's median, `95% CI ms` a bootstrap "
+            "interval of that median over runs (none with one run), and `within-run IQR ms` the spread "
+            "of the timing chunks inside a run (median over runs; chunks are not independent samples). "
+            "Errors: median over runs; compile time, XLA bytes and FLOPs (compiler estimate per step) "
+            "are known even for a case that then failed."]
     if missing:
         out += [f"Memory sources with no value here (n/a throughout, left out): "
                 f"{', '.join(mt.MEMORY_SHORT[c] for c in missing)}."]
