@@ -35,7 +35,8 @@ def add_commands(sub) -> None:
                                        "exit 1 on a regression beyond the threshold")
     c.add_argument("base", type=Path, metavar="BASE", help="results directory of the reference run")
     c.add_argument("new", type=Path, metavar="NEW", help="results directory of the run to check")
-    c.add_argument("--threshold", default="10%", help="relative change that counts (10%% or 0.1)")
+    c.add_argument("--threshold", default="10%", help="relative change that counts: 10%% or 0.1 (a bare 10 "
+                                                           "is ambiguous and refused)")
     c.add_argument("--suite", help="only this suite's records")
     c.add_argument("--metrics", default="time,memory,error",
                    help="comma-separated subset of time, memory, error")
