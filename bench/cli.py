@@ -36,6 +36,9 @@ def build_parser() -> Parser:
                    help="skip cases already recorded with a final status (default; --no-resume "
                         "re-runs them)")
     r.add_argument("--fresh", action="store_true", help="re-run cases already recorded (= --no-resume)")
+    r.add_argument("--rerun-stale", action="store_true",
+                   help="re-run recorded cases made by another git commit or other package versions "
+                        "(by default they are reused and counted as stale)")
     r.add_argument("--executor", choices=("local", "submitit"), default="local",
                    help="local: one case at a time here; submitit: one SLURM job per case "
                         "(submitit's local executor where there is no SLURM)")
@@ -187,6 +190,10 @@ def cmd_run(args) -> int:
                   f"results in {args.results / s.name}")
     total = len(cases)
     counter = {"i": 0, "open": None}
+    from bench.store import code_version, stale_reason
+
+    current = code_version()
+    stale = []  # reused records made by other code
 
     def progress(event, case, rec):
         if event in ("start", "skip"):
@@ -198,16 +205,26 @@ def cmd_run(args) -> int:
             console.print(f"[{counter['i']}/{total}] {case.case_id} ...", end=" ")
             counter["open"] = case.case_id
         elif event == "skip":
+            why = stale_reason(rec, current)
+            if why:
+                stale.append(rec)
             console.print(f"[{counter['i']}/{total}] {case.case_id} already recorded "
-                          f"({rec['status']}), skipped")
+                          f"({rec['status']}), skipped" + escape(f" (stale: {why})" if why else ""))
         else:
             if counter["open"] != case.case_id:
                 console.print(f"{case.case_id}:", end=" ")
             console.print(escape(_one_line(rec)))  # errors may hold [brackets]
             counter["open"] = None
 
+    if args.rerun_stale:
+        executor.rerun_stale = current
     state = executor.run(cases, args.results, resume=resume, progress=progress)
     console.print(summary_table(state.done))
+    if stale:
+        why = sorted({stale_reason(r, current) for r in stale})
+        console.print(escape(f"stale: reused {len(stale)} record(s) made by other code ({why[0]}"
+                             + (f"; and {len(why) - 1} more" if len(why) > 1 else "")
+                             + "); --rerun-stale re-runs them"))
     console.print(f"records: {args.results / s.name}")
     if state.stop_requested:
         console.print("[yellow]interrupted: records written so far are kept; rerun to resume[/]")

@@ -187,6 +187,29 @@ def load_records(results: Path, suite: str | None = None) -> list[dict]:
     return out
 
 
+def code_version() -> dict:
+    """The code that would produce a record now: git commit and package versions (the same
+    fields the worker records in ``env``)."""
+    from bench.measure.env import git_commit, versions
+
+    return {"git_commit": git_commit(), "versions": versions()}
+
+
+def stale_reason(rec: dict, current: dict) -> str | None:
+    """Why ``rec`` was produced by other code than ``current`` (``code_version()``): another git
+    commit or other package versions; None when it matches (or the record names neither)."""
+    env = rec.get("env") or {}
+    why = []
+    old, new = env.get("git_commit"), current.get("git_commit")
+    if old and new and old != new:
+        why.append(f"git {old[:12]} -> {new[:12]}")
+    ov, nv = env.get("versions") or {}, current.get("versions") or {}
+    for k in sorted(set(ov) & set(nv)):
+        if ov[k] != nv[k]:
+            why.append(f"{k} {ov[k]} -> {nv[k]}")
+    return "; ".join(why) or None
+
+
 def flatten(rec: dict) -> dict:
     """The export row of a record: COLUMNS first, then any other scalar metric."""
     case = rec.get("case", {})

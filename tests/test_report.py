@@ -487,3 +487,12 @@ def test_an_up_to_ratio_is_not_refuted_below_the_size_it_is_stated_at(tmp_path):
     assert v.verdict == mclaims.NOT_MEASURABLE and "below the 64" in v.why
     assert verdicts(tmp_path, speed_pair(64, 10.0, 1.0), [claim])["c"].verdict == mclaims.NOT_REPRODUCED
     assert verdicts(tmp_path, speed_pair(16, 100.0, 1.0), [claim])["c"].verdict == mclaims.REPRODUCED
+
+
+def test_a_table_mixing_code_versions_is_marked(tmp_path):
+    same = [make_record("pinn", 8), make_record("spinn", 8)]
+    assert "Mixed code versions" not in build(same, "synth", tmp_path / "a.md", tmp_path, figures=False).text
+    mixed = [make_record("pinn", 8), make_record("spinn", 8)]
+    mixed[1]["env"]["git_commit"] = "def456"
+    text = build(mixed, "synth", tmp_path / "b.md", tmp_path, figures=False).text
+    assert "**Mixed code versions:** the records of this table come from 2 git commits (abc123, def456)" in text

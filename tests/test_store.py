@@ -133,3 +133,23 @@ def test_export_names_round_params_and_variants():
     assert list(df["variant"]) == ["eps=[1.0]", "eps=[1.0]", "eps=[0.0]", ""]
     assert list(df["label"]) == ["causal [eps=[1.0]]", "causal [eps=[1.0]]", "causal [eps=[0.0]]", "pinn"]
     assert json.loads(df.loc[3, "method_params"]) == {"width": 8}
+
+
+def test_stale_records_are_detected_and_rerun_only_on_request(tmp_path):
+    from bench.executors import to_run
+    from bench.suite import Case
+
+    now = {"git_commit": "b" * 40, "versions": {"jax": "0.10.2", "torch": "2.13.0"}}
+    case = Case(suite="s", pde="heat", dim=1, method="pinn", n_per_axis=4, seed=0)
+    rec = {**_rec(case.case_id), "env": {"git_commit": "b" * 40, "versions": {"jax": "0.10.2", "torch": "2.13.0"}}}
+    assert store.stale_reason(rec, now) is None
+    other_commit = {**rec, "env": {**rec["env"], "git_commit": "a" * 40}}
+    assert "git aaaaaaaaaaaa -> bbbbbbbbbbbb" in store.stale_reason(other_commit, now)
+    other_jax = {**rec, "env": {**rec["env"], "versions": {"jax": "0.9.0", "torch": "2.13.0"}}}
+    assert store.stale_reason(other_jax, now) == "jax 0.9.0 -> 0.10.2"
+    assert store.stale_reason({**rec, "env": {}}, now) is None  # nothing recorded: nothing to say
+    store.write_record(tmp_path, other_jax)
+    assert to_run(case, tmp_path, resume=True)["case_id"] == case.case_id      # reused by default
+    assert to_run(case, tmp_path, resume=True, rerun_stale=now) is None        # --rerun-stale
+    store.write_record(tmp_path, rec)
+    assert to_run(case, tmp_path, resume=True, rerun_stale=now) is not None    # current: reused
