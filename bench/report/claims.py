@@ -1,7 +1,7 @@
 """Published claims beside measured values, with a verdict computed from the records.
 
 The claims live in ``results/reference/claims.csv``, one row per claim, each citing paper,
-table/figure, setting and error definition (sources: /work/shared/REFERENCES.md 3.1-3.4). Columns:
+table/figure, setting and error definition (sources: REFERENCES.md 3.1-3.4 at the repository root). Columns:
 
 ==================  ======================================================================
 claim_id            unique id
