@@ -187,6 +187,67 @@ def load_records(results: Path, suite: str | None = None) -> list[dict]:
     return out
 
 
+#: the data a report ships beside itself: ``reports/<suite>/records.jsonl.gz``
+SHIPPED_NAME = "records.jsonl.gz"
+
+
+def shipped_path(report_md: Path) -> Path:
+    """Where the records of the report ``report_md`` (``reports/<suite>.md``) are shipped."""
+    report_md = Path(report_md)
+    return report_md.parent / report_md.stem / SHIPPED_NAME
+
+
+def write_shipped(path: Path, records: list[dict]) -> Path:
+    """The records (curves included), one JSON line each, sorted by case_id with sorted keys,
+    gzip with mtime 0 and no file name: the same records give the same bytes. Atomic."""
+    import gzip
+    import io
+
+    path = Path(path)
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
+        for rec in sorted(records, key=lambda r: (str(r.get("suite")), str(r.get("case_id")))):
+            line = json.dumps(_clean(rec), sort_keys=True, separators=(",", ":"), allow_nan=False)
+            gz.write(line.encode("utf-8") + b"\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, file_mode())
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_shipped(path: Path) -> list[dict]:
+    """The records of a shipped ``records.jsonl.gz`` (BenchError if it is not one)."""
+    import gzip
+
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"--from {str(path)!r} does not exist (shipped report data is "
+                         f"reports/<suite>/{SHIPPED_NAME})")
+    out = []
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            for i, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                rec = json.loads(line)
+                if not isinstance(rec, dict) or "case_id" not in rec or "status" not in rec:
+                    raise BenchError(f"{path}: line {i} is not a pinnbench record")
+                out.append(check_schema(rec, f"{path}:{i}"))
+    except BadRecord as e:
+        raise BenchError(str(e)) from None
+    except (OSError, ValueError, EOFError) as e:
+        raise BenchError(f"{path} is not a gzip file of JSON records ({type(e).__name__}: {e})") from None
+    return out
+
+
 def code_version() -> dict:
     """The code that would produce a record now: git commit and package versions (the same
     fields the worker records in ``env``)."""

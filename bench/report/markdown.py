@@ -16,6 +16,7 @@ import pandas as pd
 from bench.report import claims as mclaims
 from bench.report import figures as mfig
 from bench.report import tables as mt
+from bench.store import shipped_path, write_shipped
 
 SECTIONS = ("Environment", "Results", "Claims", "Reproduce")
 
@@ -63,7 +64,7 @@ def environment(records: list[dict]) -> str:
             ("host", _uniq(e.get("hostname") for e in envs)),
             ("platform", _uniq(e.get("platform") for e in envs)),
             ("python", _uniq(e.get("python") for e in envs)),
-            ("packages", "; ".join(f"{k} {_uniq(v)}" for k, v in vers.items()) or "n/a"),
+            ("packages", "; ".join(f"{k} {_uniq(v)}" for k, v in sorted(vers.items())) or "n/a"),
             ("dtype", _uniq(e.get("dtype") or (r.get("case") or {}).get("dtype")
                             for e, r in zip(envs, recs))),
             ("matmul precision", _uniq(e.get("matmul_precision") for e in envs)),
@@ -272,17 +273,43 @@ def reproduce(suite: str, records: list[dict], results_dir: Path, out: Path) -> 
     lines = [" ".join(cmd + [f"--device {d}"]) for d in devs]
     lines.append(f"python -m bench report --suite {suite} --results {results_dir.as_posix()} "
                  f"--out {out.as_posix()}")
+    shipped = shipped_path(out).as_posix()
     text = ["## Reproduce", "", "From the repository root (git commit "
             f"{_uniq((r.get('env') or {}).get('git_commit') for r in records)}):", "", "```sh",
-            *lines, "```", ""]
+            *lines, "```", "",
+            f"The records this report was built from (curves included) ship beside it, in `{shipped}`; "
+            "in a fresh clone the report rebuilds from them, without running anything:", "", "```sh",
+            f"python -m bench report --suite {suite} --from {shipped} --out {out.as_posix()}", "```", ""]
     return "\n".join(text + extra)
 
 
+def dirty_warning(records: list[dict]) -> str | None:
+    """A loud line when records come from a modified working tree (``<commit>-dirty``) or name no
+    commit: their numbers belong to no commit anyone can check out."""
+    commits = [(r.get("env") or {}).get("git_commit") for r in records]
+    dirty = sorted({c for c in commits if c and c.endswith("-dirty")})
+    unknown = sum(1 for c in commits if not c)
+    if not dirty and not unknown:
+        return None
+    parts = []
+    if dirty:
+        parts.append(f"{sum(1 for c in commits if c in dirty)} of {len(records)} records were made from a "
+                     f"modified working tree ({', '.join(dirty)})")
+    if unknown:
+        parts.append(f"{unknown} of {len(records)} records name no git commit")
+    return ("> **WARNING: not reproducible from a commit.** " + "; ".join(parts)
+            + ". Re-run from a clean commit before citing these numbers.")
+
+
 def build(records: list[dict], suite: str, out: Path, results_dir: Path, baseline: str = "pinn",
-          claims_path: Path | None = None, figures: bool = True) -> Report:
+          claims_path: Path | None = None, figures: bool = True, shipped_from: Path | None = None) -> Report:
     """Write the report for ``records`` to ``out`` (figures beside it, unless ``figures`` is
-    False); returns what was written."""
+    False) and ship the records beside it (``store.shipped_path``); ``shipped_from``: the
+    records were read from shipped data (named in the header, left as it is). Returns what was
+    written."""
     out = Path(out)
+    # one order whatever the source (a results directory or shipped data): the same report
+    records = sorted(records, key=lambda r: (str(r.get("suite")), str(r.get("case_id"))))
     md_dir = out.parent
     figdir = md_dir / out.stem
     if figdir.exists():
@@ -296,8 +323,11 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
     label = " + ".join("GPU" if c == "gpu" else c.upper() for c in classes)
     head = [f"# pinnbench report: {suite} ({label} run)", "",
             *([f"> {descr}", ""] if descr else []),
+            *([w, ""] if (w := dirty_warning(records)) else []),
             f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(records)} "
-            f"records in `{results_dir.as_posix()}/{suite}`. Device(s): "
+            + (f"records shipped in `{Path(shipped_from).as_posix()}`" if shipped_from is not None
+               else f"records in `{results_dir.as_posix()}/{suite}`")
+            + ". Device(s): "
             + "; ".join(f"**{d}**" for d in devices) + ". Baseline for ratios: "
             f"`{baseline}`. Missing values are shown as n/a; failed cases as OOM, NaN, timeout "
             "or error.", ""]
@@ -310,4 +340,7 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, out)
+    data = shipped_path(out)
+    if shipped_from is None or Path(shipped_from).resolve() != data.resolve():
+        write_shipped(data, records)
     return Report(out, text, figs, verdicts)
