@@ -496,3 +496,71 @@ def test_a_table_mixing_code_versions_is_marked(tmp_path):
     mixed[1]["env"]["git_commit"] = "def456"
     text = build(mixed, "synth", tmp_path / "b.md", tmp_path, figures=False).text
     assert "**Mixed code versions:** the records of this table come from 2 git commits (abc123, def456)" in text
+
+
+# ---------------------------------------------------------------- figures a reader can trust
+
+def test_one_colour_per_method_everywhere_and_variants_share_it():
+    from bench.report import figures as mfig
+
+    assert mfig.method_color("pinn") == mfig.method_color("pinn [width=64]") != mfig.method_color("spinn")
+    assert mfig.method_color("some-new-method") == mfig.method_color("some-new-method")  # stable hash
+    styles = mfig._styles(["spinn", "pinn [a=1]", "pinn [a=2]"])
+    assert styles["pinn [a=1]"][0] == styles["pinn [a=2]"][0] and styles["pinn [a=1]"][1] != styles["pinn [a=2]"][1]
+    assert len(set(mfig.METHOD_COLORS.values())) == len(mfig.METHOD_COLORS)
+
+
+def test_scaling_figure_hollow_unfitted_estimates_units_title_and_band(tmp_path, monkeypatch):
+    """pinn's OOM size is drawn hollow and left out of its slope; memory in GiB; the title names
+    suite, PDE and device; step time carries a band; a one-size section draws nothing."""
+    import matplotlib.axes
+
+    from bench.report import figures as mfig
+
+    recs = [make_record("pinn", n, s, samples=(n * (1 + s / 10),) * 3) for n in (8, 16) for s in range(3)]
+    recs += [make_record("pinn", 32, status="oom", samples=(), xla_temp_bytes=64 * 2**30)]
+    recs += [make_record("spinn", n, samples=(1.0,) * 3) for n in (8, 16, 32)]
+    aggs = mt.aggregate(recs)
+    calls = {"plot": [], "fill": 0}
+    real_plot, real_fill = matplotlib.axes.Axes.plot, matplotlib.axes.Axes.fill_between
+
+    def plot(self, *a, **k):
+        calls["plot"].append((self.get_title(), k.get("mfc"), k.get("label"), list(a[0]) if a else []))
+        return real_plot(self, *a, **k)
+
+    def fill(self, *a, **k):
+        calls["fill"] += 1
+        return real_fill(self, *a, **k)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", plot)
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", fill)
+    title = "synth: heat, dim 2 - " + CPU
+    fig_path = tmp_path / "s.png"
+    assert mfig.scaling_figure(aggs, fig_path, title)
+    n32 = 32 ** 3
+    hollow = [c for c in calls["plot"] if c[1] == "none"]
+    assert hollow and all(c[3] == [n32] for c in hollow)              # only the OOM size is hollow
+    filled_pinn = [c for c in calls["plot"] if c[1] is None and c[2] and c[2].startswith("pinn")]
+    assert filled_pinn and all(n32 not in c[3] for c in filled_pinn)  # never on the fitted line
+    assert calls["fill"] >= 2                                          # a band per method on step time
+    # XLA temp grows like n_per_axis (slope 1/3 in points) at the sizes that ran; the 64 GiB
+    # estimate of the OOM size would make it steep if it were fitted
+    # (step time and XLA bytes: 0.33; host RSS: flat)
+    legend = {c[2] for c in calls["plot"] if c[2] and c[2].startswith("pinn (")}
+    assert legend == {"pinn (slope 0.33)", "pinn (slope 0.00)"}
+    one_size = mt.aggregate([make_record("pinn", 8), make_record("spinn", 8)])
+    assert not mfig.scaling_figure(one_size, tmp_path / "one.png", title)
+    assert not mfig.pareto_figure(one_size.iloc[:1], tmp_path / "p.png")
+    assert mfig.byte_unit(3 * 2**30) == (2**30, "GiB") and mfig.byte_unit(5 * 2**20) == (2**20, "MiB")
+
+
+def test_figure_titles_name_suite_pde_and_device(synth):
+    from PIL import Image
+
+    paths = image_links_ok(synth["out"])
+    assert paths
+    text = synth["out"].read_text()
+    assert "no data to plot" not in text
+    for p in paths:
+        with Image.open(p) as im:
+            assert im.size[0] > 300

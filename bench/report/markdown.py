@@ -163,6 +163,8 @@ def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figd
     if figdir is None:
         return out, figs
     key = f"{slug(sec_aggs['device_name'].iloc[0], 48)}-{slug(pde)}{dim}"
+    suite = sec_rows["suite"].dropna().iloc[0] if "suite" in sec_rows and sec_rows["suite"].notna().any() else "?"
+    title = f"{suite}: {pde}, dim {dim} - {sec_aggs['device_name'].iloc[0]}"
     made = []
     for kind, fn, arg, caption in (
             ("scaling", mfig.scaling_figure, sec_aggs,
@@ -170,12 +172,12 @@ def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figd
             ("curves", mfig.curves_figure, sec_rows, "rel. L2 error against training wall time"),
             ("pareto", mfig.pareto_figure, sec_aggs, "final error against step time (Pareto view)")):
         path = figdir / f"fig-{key}-{kind}.png"
-        if fn(arg, path):
+        if fn(arg, path, title):
             figs.append(path)
             rel = Path(os.path.relpath(path, md_dir)).as_posix()
             made.append(f"![{pde}{dim} {caption}]({rel})")
         else:
-            made.append(f"*{caption}: no data to plot.*")
+            made.append(f"*{caption}: not drawn (no data, or a single point: one size shows no scaling).*")
     out += ["#### Figures", ""] + [m + "\n" for m in made]
     return out, figs
 
