@@ -64,18 +64,25 @@ def plan(suite: str, *, results: str | Path | None = DEFAULT_RESULTS, methods: l
     return s, ex, cases, est
 
 
-def run(suite: str, *, results: str | Path = DEFAULT_RESULTS, resume: bool = True, console=None,
-        progress: bool = True, **options) -> list[dict]:
+def run(suite: str, *, results: str | Path = DEFAULT_RESULTS, resume: bool = True, rerun_stale: bool = False,
+        console=None, progress: bool = True, **options) -> list[dict]:
     """Run a suite (resuming by default) and return every record of it, skipped ones too.
+    ``rerun_stale``: also re-run recorded cases made by another git commit or other package
+    versions (``store.stale_reason``; by default they are reused, and the skip line says so).
     ``options`` as for ``plan``. Progress goes to ``console`` (a rich Console; default stdout),
     live on a terminal, plain lines elsewhere; ``progress=False`` shows nothing."""
     from bench.progress import RunProgress
+    from bench.store import code_version, stale_reason
 
     results = Path(results)
     s, ex, cases, est = plan(suite, results=results, **options)
+    current = code_version()
+    if rerun_stale:
+        ex.rerun_stale = current
     if console is None:
         console = default_console()
-    prog = RunProgress(console, cases, est) if progress else None
+    prog = RunProgress(console, cases, est, skip_note=lambda rec: stale_reason(rec, current)) \
+        if progress else None
     try:
         state = ex.run(cases, results, resume=resume, progress=prog)
     finally:

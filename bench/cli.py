@@ -44,6 +44,9 @@ def build_parser() -> Parser:
                    help="skip cases already recorded with a final status (default; --no-resume "
                         "re-runs them)")
     r.add_argument("--fresh", action="store_true", help="re-run cases already recorded (= --no-resume)")
+    r.add_argument("--rerun-stale", action="store_true",
+                   help="re-run recorded cases made by another git commit or other package versions "
+                        "(by default they are reused and counted as stale)")
     r.add_argument("--executor", choices=("local", "submitit"), default="local",
                    help="local: one case at a time here; submitit: one SLURM job per case "
                         "(submitit's local executor where there is no SLURM)")
@@ -197,9 +200,21 @@ def cmd_run(args) -> int:
     s, ex, cases, _ = api.plan(args.suite, results=args.results, estimate=False, **options)
     console.print(f"[bold]suite {s.name}[/]: {len(cases)} cases on {cases[0].device if cases else '?'} "
                   f"({ex.name} executor); results in {args.results / s.name}")
-    done = api.run(args.suite, results=args.results, resume=resume, console=console, **options)
+    from rich.markup import escape
+
+    from bench.store import code_version, stale_reason
+
+    current = code_version()
+    done = api.run(args.suite, results=args.results, resume=resume, console=console,
+                   rerun_stale=args.rerun_stale, **options)
     state = api.run.last_state
     console.print(summary_table(done))
+    stale = [r for r in done if stale_reason(r, current)]  # reused records made by other code
+    if stale:
+        why = sorted({stale_reason(r, current) for r in stale})
+        console.print(escape(f"stale: reused {len(stale)} record(s) made by other code ({why[0]}"
+                             + (f"; and {len(why) - 1} more" if len(why) > 1 else "")
+                             + "); --rerun-stale re-runs them"))
     console.print(f"records: {args.results / s.name}")
     if state.stop_requested:
         console.print("[yellow]interrupted: records written so far are kept; rerun to resume[/]")
@@ -212,36 +227,39 @@ def cmd_run(args) -> int:
 
 
 def summary_table(records: list[dict]):
-    """Method x size table of the run (medians over seeds)."""
+    """Method x size table of the run, from the report's aggregation (``tables.aggregate``: one
+    row per device, PDE, dtype, method variant and size; medians over runs, 95% CI over runs)."""
     from rich.markup import escape
     from rich.table import Table
 
-    from bench.report.tables import fmt
-    from bench.store import records_frame
+    from bench.report.tables import aggregate, ci_cell, fmt
 
-    t = Table(title="summary (median over seeds and rounds; failed = runs not ok / runs)")
-    for col in ("pde", "method", "n/axis", "n_points", "ms/step", "compile s", "XLA temp",
-                "peak RSS", "NVML peak", "GFLOP/step", "rel L2", "failed", "status"):
+    t = Table(title="summary (run = one record, seed x round; median and 95% bootstrap CI over runs; "
+                    "failed = runs not ok / runs)")
+    cols = ["pde", "method", "n/axis", "n_points", "ms/step", "95% CI", "runs", "compile s", "XLA temp",
+            "peak RSS", "NVML peak", "GFLOP/step", "rel L2", "failed", "status", "dtype"]
+    aggs = aggregate(records) if records else None
+    multi_dev = aggs is not None and not aggs.empty and aggs["device_name"].nunique() > 1
+    for col in cols + (["device"] if multi_dev else []):
         t.add_column(col)
-    if not records:
+    if aggs is None or aggs.empty:
         return t
-    df = records_frame(records)
-    keys = ["pde", "dim", "label", "n_per_axis"]  # label: method, or method [settings that differ]
-    for k, g in df.groupby(keys, sort=True, dropna=False):
-        ok = g[g.status == "ok"]
-        med = lambda c: (ok[c].dropna().median() if c in ok and ok[c].notna().any() else None)  # noqa: E731
-        anyv = lambda c: (g[c].dropna().median() if c in g and g[c].notna().any() else None)  # noqa: E731
-        flops = anyv("flops_per_step")  # with the method's loop correction (store.flatten)
-        calls = g["flops_uncounted_calls"].fillna("").astype(str) if "flops_uncounted_calls" in g else []
-        bound = ">= " if any(calls) else ""  # custom calls XLA does not count: a lower bound
-        statuses = ",".join(sorted(set(g.status)))
-        npts = str(int(g.n_points.dropna().iloc[0])) if g.n_points.notna().any() else "n/a"
+    for _, a in aggs.sort_values(["device_name", "pde", "dim", "label", "dtype", "n_per_axis"]).iterrows():
+        flops = a["flops_per_step"]  # with the method's loop correction (tables.flops_row)
+        bound = ">= " if flops and a.get("flops_uncounted_calls") else ""  # custom calls XLA does not count
+        npts = fmt(a["n_points"], "int").replace(",", "") if a["n_points"] is not None else "n/a"
+        ok = a["n_ok"] > 0
         # escape: a variant label such as "spinn-lowrank [points=random]" is not rich markup
-        t.add_row(f"{k[0]}{k[1]}", escape(str(k[2])), str(k[3]), npts,
-                  fmt(med("step_ms")), fmt(anyv("compile_s")), fmt(anyv("xla_temp_bytes"), "bytes"),
-                  fmt(med("peak_rss_bytes"), "bytes"), fmt(med("nvml_peak_bytes"), "bytes"),
-                  (bound if flops else "") + fmt(flops / 1e9 if flops else None), fmt(med("rel_l2")),
-                  f"{int((g.status != 'ok').sum())}/{len(g)}", statuses)
+        row = [f"{a['pde']}{a['dim']}", escape(str(a["label"])), str(a["n_per_axis"]), npts,
+               fmt(a["step_ms"]), ci_cell(a["step_ms_lo"], a["step_ms_hi"], a["n_runs"]) if ok else "n/a",
+               str(a["n_runs"]), fmt(a["compile_s"]), fmt(a["xla_temp_bytes"], "bytes"),
+               fmt(a["peak_rss_bytes"], "bytes"), fmt(a["nvml_peak_bytes"], "bytes"),
+               bound + fmt(flops / 1e9 if flops else None), fmt(a["rel_l2"]),
+               f"{a['n_records'] - a['n_ok']}/{a['n_records']}", ",".join(sorted(a["statuses"])),
+               str(a["dtype"])]
+        if multi_dev:
+            row.append(escape(str(a["device_name"])))
+        t.add_row(*row)
     return t
 
 

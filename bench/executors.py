@@ -47,15 +47,20 @@ def interleave(cases: list[Case]) -> list[Case]:
     return out
 
 
-def to_run(case: Case, results: Path, resume: bool) -> dict | None:
+def to_run(case: Case, results: Path, resume: bool, rerun_stale: dict | None = None) -> dict | None:
     """The stored final record that lets ``case`` be skipped, or None if it must run.
 
-    A corrupt or half-written record is quarantined by ``store.read_record`` and re-run;
+    With ``rerun_stale`` (the current ``store.code_version()``), a record made by another git
+    commit or other package versions (``store.stale_reason``) is re-run instead of reused.
+
+    A corrupt or half-written record is set aside (``runner.existing``, saying so) and re-run;
     ``error`` records (crash, signal, lost job) are re-run; the other statuses are final.
     """
     if not resume:
         return None
-    prev = existing(results, case)
+    prev = existing(results, case, set_aside=True)
+    if prev is not None and rerun_stale is not None and store.stale_reason(prev, rerun_stale):
+        return None
     return prev if prev is not None and prev.get("status") in store.FINAL else None
 
 
@@ -88,6 +93,9 @@ class Executor:
     def order(self, cases: list[Case]) -> list[Case]:
         return interleave(cases)
 
+    #: ``store.code_version()`` when stale records are to be re-run (``--rerun-stale``), else None
+    rerun_stale: dict | None = None
+
     def run(self, cases, results: Path, resume: bool = True, progress=None) -> RunState:
         raise NotImplementedError
 
@@ -106,7 +114,7 @@ class LocalExecutor(Executor):
             for case in self.order(cases):
                 if state.stop_requested:
                     break
-                prev = to_run(case, results, resume)
+                prev = to_run(case, results, resume, self.rerun_stale)
                 if prev is not None:
                     state.done.append(prev)
                     if progress:
@@ -220,7 +228,7 @@ class SubmititExecutor(Executor):
         state = RunState()
         todo = []
         for case in self.order(cases):
-            prev = to_run(case, results, resume)
+            prev = to_run(case, results, resume, self.rerun_stale)
             if prev is not None:
                 state.done.append(prev)
                 if progress:

@@ -69,8 +69,10 @@ class RunProgress:
     the console is a terminal)."""
 
     def __init__(self, console, cases, estimates: dict | None = None, live: bool | None = None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, skip_note=None):
         self.console, self.clock = console, clock
+        #: ``skip_note(record) -> str | None``: why a reused record is worth a word (stale)
+        self.skip_note = skip_note
         self.ids = [c.case_id for c in cases]
         self.total = len(self.ids)
         self.est = {k: e.seconds for k, e in (estimates or {}).items()}
@@ -135,7 +137,9 @@ class RunProgress:
         self.finished.add(case.case_id)
         if event == "skip":
             self._close_open(case.case_id)
-            self._print(escape(f"{prefix} already recorded ({rec['status']}), skipped"))
+            note = self.skip_note(rec) if self.skip_note else None
+            self._print(escape(f"{prefix} already recorded ({rec['status']}), skipped"
+                               + (f" (stale: {note})" if note else "")))
         else:
             if self.case_t0 is not None and self.current == case.case_id:
                 self.walls.append(self.clock() - self.case_t0)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import store
+from bench.errors import BenchError
 from bench.suite import Case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,10 +59,24 @@ def _live(opath: Path, ppath: Path) -> dict:
     return {"phase": "start"}
 
 
-def existing(results: Path, case: Case) -> dict | None:
-    """The stored record of ``case`` (None if absent; a corrupt one is quarantined)."""
+def existing(results: Path, case: Case, set_aside: bool = False) -> dict | None:
+    """The stored record of ``case`` (None if absent). A corrupt or foreign file at its path
+    counts as absent; with ``set_aside`` (``run``, about to re-run the case) it is renamed to
+    ``*.corrupt-<time>`` and a line on stderr says so, else it is left alone with a warning."""
     path = store.record_path(results, case.suite, case.case_id)
-    return store.read_record(path) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return store.parse_record(path)
+    except store.BadRecord as e:
+        if e.kind == "schema":
+            raise BenchError(f"{e} (not overwritten)") from None
+        if not set_aside:
+            store.warn(f"skipped {e}")
+            return None
+        dest = store.set_aside(path)
+        sys.stderr.write(f"bench: note: {path} {e.why}: set aside as {dest.name}; the case is re-run\n")
+        return None
 
 
 def worker_env(case: Case) -> dict:

@@ -147,17 +147,20 @@ def run_torch(case, rec: dict, checkpoint) -> None:
             "xla_temp_bytes": "not applicable (PyTorch)", "xla_total_bytes": "not applicable"}
 
 
+def _eval_points(torch, pde, seed, n, tdtype, device):
+    """The held-out points (``bench.evalpoints``: the same as the JAX worker's) and the exact
+    solution there."""
+    from bench.evalpoints import eval_points
+
+    pts = torch.as_tensor(eval_points(pde.bounds(), n, seed), dtype=tdtype).to(device)
+    ex = pde.exact([pts[:, i] for i in range(pts.shape[1])], torch)
+    return pts, (torch.stack(ex, -1) if isinstance(ex, (tuple, list)) else ex)
+
+
 def _train(torch, case, M, pde, state, batch, seeds, rec, sync):
     m = rec["metrics"]
     seed_sample, seed_eval = seeds
-    gen = torch.Generator().manual_seed(seed_eval)
-    bounds = pde.bounds()
-    lo = torch.tensor([b[0] for b in bounds], dtype=M.tdtype)
-    hi = torch.tensor([b[1] for b in bounds], dtype=M.tdtype)
-    pts = (lo + (hi - lo) * torch.rand(case.eval_points, len(bounds), generator=gen,
-                                       dtype=M.tdtype)).to(M.device)
-    ex = pde.exact([pts[:, i] for i in range(pts.shape[1])], torch)
-    exact = torch.stack(ex, -1) if isinstance(ex, (tuple, list)) else ex
+    pts, exact = _eval_points(torch, pde, case.seed, case.eval_points, M.tdtype, M.device)
 
     def evaluate(st):
         return loop.errors(torch, M.predict(st, pts), exact)

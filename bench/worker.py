@@ -186,11 +186,12 @@ def run_jax(case: Case, rec: dict, checkpoint) -> None:
         m.update(mmem.jax_device_peak(device))
 
 
-def _eval_points(jax, jnp, pde, key, n, dtype):
-    bounds = pde.bounds()
-    lo = jnp.array([b[0] for b in bounds], dtype)
-    hi = jnp.array([b[1] for b in bounds], dtype)
-    pts = lo + (hi - lo) * jax.random.uniform(key, (n, len(bounds)), dtype)
+def _eval_points(jax, jnp, pde, seed, n, dtype):
+    """The held-out points (``bench.evalpoints``: the same for every framework) and the exact
+    solution there."""
+    from bench.evalpoints import eval_points
+
+    pts = jnp.asarray(eval_points(pde.bounds(), n, seed), dtype)
     ex = pde.exact([pts[:, i] for i in range(pts.shape[1])], jnp)
     ex = jnp.stack(ex, -1) if isinstance(ex, (tuple, list)) else ex
     return pts, ex
@@ -206,7 +207,7 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint, window=None)
     if hasattr(M, "evaluate"):  # methods with their own error protocol (operator learning)
         evaluate = M.evaluate
     else:
-        pts, exact = _eval_points(jax, jnp, pde, k_eval, case.eval_points, dt)
+        pts, exact = _eval_points(jax, jnp, pde, case.seed, case.eval_points, dt)
 
         def evaluate(state, final=False):
             pred = predict(state, pts)

@@ -1,4 +1,4 @@
-"""``bench compare BASE NEW``: the regression gate, on crafted result sets."""
+"""``bench compare BASE NEW``: the regression gate with its noise model, on crafted result sets."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from bench.store import write_record
 DEVICE = "CPU: Test Xeon (2 cores)"
 
 
-def record(cid, step_ms=10.0, rss=400e6, temp=1e6, rel_l2=0.1, status="ok"):
+def record(cid, step_ms=10.0, rss=400e6, temp=1e6, rel_l2=0.1, status="ok", seed=0, pde=None, **case):
     return {"case_id": cid, "suite": "s", "status": status,
-            "case": {"method": cid.split("-")[0], "n_per_axis": 8, "seed": 0},
+            "case": {"method": cid.split("-")[0], "n_per_axis": 8, "seed": seed, "pde": pde or cid,
+                     "dim": 1, **case},
             "metrics": {"step_ms": step_ms, "peak_rss_bytes": rss, "xla_temp_bytes": temp,
                         "rel_l2": rel_l2, "nvml_peak_bytes": None},
             "env": {"device_name": DEVICE}}
@@ -108,3 +109,59 @@ def test_threshold_parsing_and_bad_input(tmp_path, capsys):
     assert "no case_id in common" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "new"), "--metrics", "speed"]) == 2
     assert "valid: time, memory, error" in capsys.readouterr().err
+    for ambiguous in ("10", "1", "150"):
+        with pytest.raises(BenchError, match="ambiguous"):
+            parse_threshold(ambiguous)
+    assert run(tmp_path, BASE, "--threshold", "10") == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "'10'" in err and "10%" in err and "0.1" in err
+
+
+BASE_RUNS = [10.0, 14.0, 9.0, 12.0, 16.0]
+
+
+def runs(name, times, **kw):
+    """Five independent runs (seeds) of one configuration."""
+    return [record(f"{name}-s{i}", t, seed=i, pde="heat", **kw) for i, t in enumerate(times)]
+
+
+def test_noise_beyond_threshold_is_not_a_regression_but_2x_is(tmp_path, capsys):
+    """Five runs a side: a +12.5% median shift among runs that spread 9..16 ms is within the noise
+    (the CI of the ratio over runs contains 1); a real 2x slowdown is a regression."""
+    noisy = runs("pinn", [13.5, 10.0, 16.0, 14.0, 9.5])
+    base = write_set(tmp_path / "base", runs("pinn", BASE_RUNS))
+    assert main(["compare", str(base), str(write_set(tmp_path / "noisy", noisy)), "--metrics", "time"]) == 0
+    out = capsys.readouterr().out
+    assert "+12.5%" in out and "within noise" in out and "0 regression(s)" in out and "CI [" in out
+    slow = runs("pinn", [2 * t for t in BASE_RUNS])
+    assert main(["compare", str(base), str(write_set(tmp_path / "slow", slow)), "--metrics", "time"]) == 1
+    out = capsys.readouterr().out
+    assert "+100.0%" in out and "1 regression(s)" in out and "over runs 5/5" in out
+
+
+def test_single_runs_use_the_stated_single_run_rule(tmp_path, capsys):
+    """One run a side: the output says which rule judged it; within-run IQR widens the noise."""
+    base = [record("pinn-a", 10.0, pde="heat")]
+    base[0]["metrics"]["step_ms_iqr"] = 2.0
+    new = [record("pinn-a", 12.5, pde="heat")]
+    new[0]["metrics"]["step_ms_iqr"] = 2.0
+    rc = main(["compare", str(write_set(tmp_path / "b", base)), str(write_set(tmp_path / "n", new)),
+               "--metrics", "time"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "within noise" in out and "single-run rule" in out  # 25% < 10% + 20% + 16%
+
+
+def test_rel_l2_is_not_compared_across_wall_clock_budgets_with_other_step_counts(tmp_path, capsys):
+    def rec(steps_done, rel_l2):
+        r = record("pinn-a", 10.0, rel_l2=rel_l2, pde="heat", max_seconds=30.0)
+        r["metrics"]["steps_done"] = steps_done
+        return r
+
+    base = write_set(tmp_path / "b", [rec(5000, 0.01)])
+    assert main(["compare", str(base), str(write_set(tmp_path / "n", [rec(2500, 0.05)])),
+                 "--metrics", "error"]) == 0
+    out = capsys.readouterr().out
+    assert "rel. L2 not compared" in out and "steps differ: 5,000 vs 2,500" in out
+    assert main(["compare", str(base), str(write_set(tmp_path / "m", [rec(5000, 0.05)])),
+                 "--metrics", "error"]) == 1   # equal steps: compared, and worse
+    capsys.readouterr()

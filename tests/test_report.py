@@ -127,12 +127,14 @@ def test_report_sections_and_numbers_equal_records(synth):
         assert s in text, s
     table = parse_tables(text)["heat, dim 2 (3 inputs)"][0]
     row = {(r["method"], r["n/axis"]): r for r in table}
-    # step time pools the samples of both seeds (median 10.5), unlike a median of medians (7.5)
-    pooled = [1, 2, 3, 4, 100, 10, 11, 12, 13, 14]
-    q1, med, q3 = np.percentile(pooled, [25, 50, 75])
-    assert close(row["pinn", "8"]["step ms (median)"], med) and med == 10.5
-    assert close(row["pinn", "8"]["IQR ms"], q3 - q1)
-    assert row["pinn", "8"]["seeds"] == "2"
+    # the unit is a run: the median over runs of each run's median (3 and 12), not the median
+    # of the pooled chunks (10.5); within-run IQR: median over runs of each run's chunk IQR
+    assert close(row["pinn", "8"]["step ms (median)"], 7.5)
+    assert close(row["pinn", "8"]["within-run IQR ms"], 2.0)
+    assert row["pinn", "8"]["seeds"] == "2" and row["pinn", "8"]["runs"] == "2"
+    lo, hi = (parse_value(c) for c in row["pinn", "8"]["95% CI ms"].strip("[]").split(", "))
+    assert 3 <= lo <= 7.5 <= hi <= 12
+    assert row["spinn", "16"]["95% CI ms"] == "n/a (1 run)"
     assert close(row["pinn", "8"]["rel L2"], np.median([0.1, 0.3]))
     for r in recs:
         if r["status"] != "ok" or r["case"]["seed"]:
@@ -157,21 +159,67 @@ def test_missing_metric_is_na_and_failures_are_named(synth):
     assert "NVML process, NVML device, allocator peak" in text  # ... and named
     assert "### Cases that did not finish" in text
     summary = [ln for ln in text.splitlines() if ln.startswith("At n/axis = 16")][0]
-    assert "fastest: **spinn** (2.2 ms)" in summary and "pinn at n=32: OOM" in summary
+    assert "fastest: **spinn** (2.2 ms, 1 run: no test)" in summary and "pinn at n=32: OOM" in summary
     assert "lowest rel. L2" not in summary       # pinn's error at n=16 is missing: no winner claimed
 
 
-def test_ratios_and_mann_whitney(synth):
+def test_ratios_and_no_test_below_three_runs(synth):
     rat = parse_tables(synth["text"])["Ratios against `pinn`"][0]
     row = {r["n/axis"]: r for r in rat}
     assert close(row["16"]["speedup"], 42 / 2.2)
     assert close(row["16"]["FLOP ratio"], 1.0)
     assert close(row["8"]["mem XLA temp"], 8000 / 100)
-    p = mannwhitneyu([1, 2, 3, 4, 100, 10, 11, 12, 13, 14], [0.5, 0.6, 0.7, 0.8, 0.9] * 2).pvalue
-    assert close(row["8"]["Mann-Whitney p (step time)"], p)
+    assert row["8"][mt.P_COLUMN] == "2 runs: no test" and row["16"][mt.P_COLUMN] == "1 run: no test"
+    assert row["8"]["runs (base/method)"] == "2/2"
+    assert row["16"]["speedup 95% CI"] == "n/a (1 run)"
     assert row["32"]["speedup"] == "baseline OOM"
     largest = [r for r in rat if r["method vs baseline"].startswith("**largest")][0]
     assert largest["speedup"].startswith(f"**{mt.fmt(42 / 2.2, 'ratio')}**") and "n=16" in largest["speedup"]
+
+
+def test_test_and_ci_use_one_median_per_run(tmp_path):
+    """Three runs a side: Mann-Whitney on the three run medians (the 15 chunks would give a far
+    smaller p); the speedup CI comes from resampling runs."""
+    pinn = [(10, 11, 12, 13, 14), (20, 21, 22, 23, 24), (14, 15, 16, 17, 18)]
+    spinn = [(1, 1.1, 1.2, 1.3, 1.4), (2, 2.1, 2.2, 2.3, 2.4), (1.5, 1.6, 1.7, 1.8, 1.9)]
+    recs = [make_record("pinn", 8, i, samples=s) for i, s in enumerate(pinn)] + \
+        [make_record("spinn", 8, i, samples=s) for i, s in enumerate(spinn)]
+    aggs = mt.aggregate(recs)
+    rat = mt.ratios(aggs, "pinn").iloc[0]
+    medians = [float(np.median(x)) for x in pinn], [float(np.median(x)) for x in spinn]
+    assert rat["p_value"] == pytest.approx(mannwhitneyu(*medians).pvalue)
+    assert rat["p_value"] != pytest.approx(mannwhitneyu([x for s in pinn for x in s],
+                                                        [x for s in spinn for x in s]).pvalue)
+    assert rat["speedup_lo"] <= np.median(medians[0]) / np.median(medians[1]) <= rat["speedup_hi"]
+    a = aggs.set_index("method").loc["pinn"]
+    assert a["n_runs"] == 3 and a["step_ms"] == 16 and a["step_ms_lo"] <= 16 <= a["step_ms_hi"]
+    assert mt.bootstrap_ci([1.0, 2.0, 3.0]) == mt.bootstrap_ci([1.0, 2.0, 3.0])  # seeded
+
+
+def test_ratio_format_has_no_exponent():
+    assert mt.fmt(1225.4, "ratio") == "1,225x" and mt.fmt(19.09, "ratio") == "19.1x"
+
+
+def test_run_summary_and_report_agree(tmp_path):
+    """cli.summary_table and the report table print the same ms/step for the same records, and
+    the summary keeps devices and dtypes apart."""
+    from rich.console import Console
+
+    from bench import cli
+
+    recs = [make_record("pinn", 8, 0, samples=(1, 2, 3, 4, 100)), make_record("pinn", 8, 1, samples=(10, 11, 12)),
+            make_record("pinn", 8, 0, samples=(7, 7, 7), dtype="float64"),
+            make_record("pinn", 8, 0, samples=(5, 5, 5), device_name=GPU)]
+    console = Console(width=300, record=True)
+    console.print(cli.summary_table(recs))
+    lines = [ln.split("│") for ln in console.export_text().splitlines() if ln.count("│") > 5]
+    got = sorted((c[16].strip(), c[17].strip(), c[5].strip()) for c in lines)
+    assert got == sorted([("float32", CPU, "7"), ("float64", CPU, "7"), ("float32", GPU, "5")])
+    rep = build(recs, "synth", tmp_path / "r.md", tmp_path, figures=False)
+    cpu = parse_tables(rep.text.split("## Results: ")[1 + [GPU in p[:40] for p in
+                                                          rep.text.split("## Results: ")[1:]].index(False)])
+    cells = {r["dtype"]: r["step ms (median)"] for r in cpu["heat, dim 2 (3 inputs)"][0]}
+    assert cells == {"float32": "7", "float64": "7"}
 
 
 def test_figures_are_pngs_and_links_resolve(synth):
@@ -438,3 +486,80 @@ def test_a_ratio_stated_at_one_size_is_decided_there_or_by_a_rising_trend(tmp_pa
     assert v.verdict == mclaims.REPRODUCED and "rising with size" in v.why
     falling = speed_pair(8, 200.0, 1.0) + speed_pair(16, 100.0, 1.0)
     assert verdicts(tmp_path, falling, [claim])["c"].verdict == mclaims.NOT_MEASURABLE
+
+
+def test_a_table_mixing_code_versions_is_marked(tmp_path):
+    same = [make_record("pinn", 8), make_record("spinn", 8)]
+    assert "Mixed code versions" not in build(same, "synth", tmp_path / "a.md", tmp_path, figures=False).text
+    mixed = [make_record("pinn", 8), make_record("spinn", 8)]
+    mixed[1]["env"]["git_commit"] = "def456"
+    text = build(mixed, "synth", tmp_path / "b.md", tmp_path, figures=False).text
+    assert "**Mixed code versions:** the records of this table come from 2 git commits (abc123, def456)" in text
+
+
+# ---------------------------------------------------------------- figures a reader can trust
+
+def test_one_colour_per_method_everywhere_and_variants_share_it():
+    from bench.report import figures as mfig
+
+    assert mfig.method_color("pinn") == mfig.method_color("pinn [width=64]") != mfig.method_color("spinn")
+    assert mfig.method_color("some-new-method") == mfig.method_color("some-new-method")  # stable hash
+    styles = mfig._styles(["spinn", "pinn [a=1]", "pinn [a=2]"])
+    assert styles["pinn [a=1]"][0] == styles["pinn [a=2]"][0] and styles["pinn [a=1]"][1] != styles["pinn [a=2]"][1]
+    assert len(set(mfig.METHOD_COLORS.values())) == len(mfig.METHOD_COLORS)
+
+
+def test_scaling_figure_hollow_unfitted_estimates_units_title_and_band(tmp_path, monkeypatch):
+    """pinn's OOM size is drawn hollow and left out of its slope; memory in GiB; the title names
+    suite, PDE and device; step time carries a band; a one-size section draws nothing."""
+    import matplotlib.axes
+
+    from bench.report import figures as mfig
+
+    recs = [make_record("pinn", n, s, samples=(n * (1 + s / 10),) * 3) for n in (8, 16) for s in range(3)]
+    recs += [make_record("pinn", 32, status="oom", samples=(), xla_temp_bytes=64 * 2**30)]
+    recs += [make_record("spinn", n, samples=(1.0,) * 3) for n in (8, 16, 32)]
+    aggs = mt.aggregate(recs)
+    calls = {"plot": [], "fill": 0}
+    real_plot, real_fill = matplotlib.axes.Axes.plot, matplotlib.axes.Axes.fill_between
+
+    def plot(self, *a, **k):
+        calls["plot"].append((self.get_title(), k.get("mfc"), k.get("label"), list(a[0]) if a else []))
+        return real_plot(self, *a, **k)
+
+    def fill(self, *a, **k):
+        calls["fill"] += 1
+        return real_fill(self, *a, **k)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", plot)
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", fill)
+    title = "synth: heat, dim 2 - " + CPU
+    fig_path = tmp_path / "s.png"
+    assert mfig.scaling_figure(aggs, fig_path, title)
+    n32 = 32 ** 3
+    hollow = [c for c in calls["plot"] if c[1] == "none"]
+    assert hollow and all(c[3] == [n32] for c in hollow)              # only the OOM size is hollow
+    filled_pinn = [c for c in calls["plot"] if c[1] is None and c[2] and c[2].startswith("pinn")]
+    assert filled_pinn and all(n32 not in c[3] for c in filled_pinn)  # never on the fitted line
+    assert calls["fill"] >= 2                                          # a band per method on step time
+    # XLA temp grows like n_per_axis (slope 1/3 in points) at the sizes that ran; the 64 GiB
+    # estimate of the OOM size would make it steep if it were fitted
+    # (step time and XLA bytes: 0.33; host RSS: flat)
+    legend = {c[2] for c in calls["plot"] if c[2] and c[2].startswith("pinn (")}
+    assert legend == {"pinn (slope 0.33)", "pinn (slope 0.00)"}
+    one_size = mt.aggregate([make_record("pinn", 8), make_record("spinn", 8)])
+    assert not mfig.scaling_figure(one_size, tmp_path / "one.png", title)
+    assert not mfig.pareto_figure(one_size.iloc[:1], tmp_path / "p.png")
+    assert mfig.byte_unit(3 * 2**30) == (2**30, "GiB") and mfig.byte_unit(5 * 2**20) == (2**20, "MiB")
+
+
+def test_figure_titles_name_suite_pde_and_device(synth):
+    from PIL import Image
+
+    paths = image_links_ok(synth["out"])
+    assert paths
+    text = synth["out"].read_text()
+    assert "no data to plot" not in text
+    for p in paths:
+        with Image.open(p) as im:
+            assert im.size[0] > 300

@@ -1,8 +1,9 @@
 """Published claims beside measured values, with a verdict computed from the records.
 
 The claims live in ``results/reference/claims.csv``, one row per claim, each citing paper,
-table/figure, setting and error definition. A row states the *exact setting* the claim was
-made in; only records run in that setting can decide it. Columns:
+table/figure, setting and error definition (sources: REFERENCES.md 3.1-3.4 at the repository
+root). A row states the *exact setting* the claim was made in; only records run in that setting
+can decide it. Columns:
 
 ==================  ======================================================================
 claim_id            unique id

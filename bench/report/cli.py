@@ -24,6 +24,9 @@ def add_commands(sub) -> None:
     r = sub.add_parser("report", help="write reports/<suite>.md with tables, figures and claims")
     r.add_argument("--suite", required=True, help="suite name (the records' subdirectory)")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    r.add_argument("--from", dest="from_data", type=Path, metavar="RECORDS_JSONL_GZ",
+                   help="build from a report's shipped records (reports/<suite>/records.jsonl.gz) instead "
+                        "of --results; used by default when --results has no records of the suite")
     r.add_argument("--out", type=Path, help="markdown file (default reports/<suite>.md)")
     r.add_argument("--baseline", help="method the ratios are taken against (default: the suite's "
                                       "`baseline`, else pinn, else the first method)")
@@ -35,7 +38,8 @@ def add_commands(sub) -> None:
                                        "exit 1 on a regression beyond the threshold")
     c.add_argument("base", type=Path, metavar="BASE", help="results directory of the reference run")
     c.add_argument("new", type=Path, metavar="NEW", help="results directory of the run to check")
-    c.add_argument("--threshold", default="10%", help="relative change that counts (10%% or 0.1)")
+    c.add_argument("--threshold", default="10%", help="relative change that counts: 10%% or 0.1 (a bare 10 "
+                                                           "is ambiguous and refused)")
     c.add_argument("--suite", help="only this suite's records")
     c.add_argument("--metrics", default="time,memory,error",
                    help="comma-separated subset of time, memory, error")
@@ -60,17 +64,31 @@ def choose_baseline(suite: str, methods) -> str:
 
 
 def build_report(suite: str, results: Path, out: Path | None = None, baseline: str | None = None,
-                 claims: Path | None = None, figures: bool = True):
-    """Load the suite's records and write the report; BenchError on bad input."""
+                 claims: Path | None = None, figures: bool = True, from_data: Path | None = None):
+    """Load the suite's records (from ``results``, or from shipped data: ``from_data``, else
+    the report's own shipped data when ``results`` has none) and write the report; BenchError on
+    bad input."""
     from bench.report import markdown
     from bench.report.claims import load_claims
-    from bench.store import load_records
+    from bench.store import load_records, read_shipped, shipped_path
 
     results = Path(results)
-    if not results.is_dir():
-        raise BenchError(f"--results {str(results)!r} does not exist")
-    records = load_records(results, suite)
+    out = Path(out) if out is not None else DEFAULT_REPORTS / f"{suite}.md"
+    if from_data is not None:
+        records = [r for r in read_shipped(from_data) if r.get("suite") in (suite, None)]
+        if not records:
+            raise BenchError(f"--from {str(from_data)!r} holds no records of suite {suite!r}")
+    else:
+        records = load_records(results, suite) if results.is_dir() else []
+        if not records and shipped_path(out).is_file():
+            from_data = shipped_path(out)
+            sys.stderr.write(f"bench: note: no records of suite {suite!r} under {results}; building from "
+                             f"the report's shipped data {from_data}\n")
+            records = read_shipped(from_data)
     if not records:
+        if not results.is_dir():
+            raise BenchError(f"--results {str(results)!r} does not exist (and no shipped data at "
+                             f"{shipped_path(out)})")
         have = _suites_with_records(results)
         raise BenchError(f"no records for suite {suite!r} under {results} "
                          f"(suites with records: {', '.join(have) or 'none'})")
@@ -90,8 +108,7 @@ def build_report(suite: str, results: Path, out: Path | None = None, baseline: s
             load_claims(claims)
         except (ValueError, KeyError) as e:
             raise BenchError(f"claims file: {e}") from None
-    out = Path(out) if out is not None else DEFAULT_REPORTS / f"{suite}.md"
-    return markdown.build(records, suite, out, results, baseline, claims, figures)
+    return markdown.build(records, suite, out, results, baseline, claims, figures, shipped_from=from_data)
 
 
 def write_report(suite_name, results_dir, out_path, console) -> Path:
@@ -107,7 +124,7 @@ def write_report(suite_name, results_dir, out_path, console) -> Path:
 
 def cmd_report(args) -> int:
     rep = build_report(args.suite, args.results, args.out, args.baseline, args.claims,
-                       not args.no_figures)
+                       not args.no_figures, args.from_data)
     # the report's own count (markdown.claim_counts), so the two never disagree
     print(f"report: {rep.path} ({len(rep.figures)} figures; claims: "
           + (", ".join(f"{n} {k}" for k, n in rep.claim_counts.items()) or "none") + ")")

@@ -16,6 +16,7 @@ import pandas as pd
 from bench.report import claims as mclaims
 from bench.report import figures as mfig
 from bench.report import tables as mt
+from bench.store import shipped_path, write_shipped
 
 SECTIONS = ("Environment", "Results", "Claims", "Reproduce")
 
@@ -65,7 +66,7 @@ def environment(records: list[dict]) -> str:
             ("host", _uniq(e.get("hostname") for e in envs)),
             ("platform", _uniq(e.get("platform") for e in envs)),
             ("python", _uniq(e.get("python") for e in envs)),
-            ("packages", "; ".join(f"{k} {_uniq(v)}" for k, v in vers.items()) or "n/a"),
+            ("packages", "; ".join(f"{k} {_uniq(v)}" for k, v in sorted(vers.items())) or "n/a"),
             ("dtype", _uniq(e.get("dtype") or (r.get("case") or {}).get("dtype")
                             for e, r in zip(envs, recs))),
             ("matmul precision", _uniq(e.get("matmul_precision") for e in envs)),
@@ -115,7 +116,14 @@ def section_summary(aggs: pd.DataFrame) -> str:
         if len(d) == len(g):
             best = d.loc[d[col].idxmin()]
             unit = " ms" if col == "step_ms" else ""
-            parts.append(f"{what}: **{best['label']}** ({mt.fmt(best[col], kind)}{unit})")
+            test = ""
+            if col == "step_ms" and len(d) > 1:
+                # the runner-up against the winner, on one median per run
+                second = d.drop(index=best.name).sort_values(col).iloc[0]
+                p = mt.mann_whitney(best["run_ms"], second["run_ms"])
+                test = (f", vs {second['label']}: p = {mt.fmt(p)} over runs" if p is not None
+                        else f", {mt.no_test_label(best['n_runs'], second['n_runs'])}")
+            parts.append(f"{what}: **{best['label']}** ({mt.fmt(best[col], kind)}{unit}{test})")
     if not parts:
         return ""
     fails = aggs[(aggs["n_ok"] == 0) & (aggs["n_per_axis"] > n)]
@@ -130,14 +138,17 @@ def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figd
     n_in = sec_aggs["n_in"].iloc[0]
     out = [f"### {pde}, dim {dim} ({mt.fmt(n_in, 'int')} inputs)", ""]
     table, missing = mt.results_table(sec_aggs)
-    out += [mt.md_table(table), ""]
+    mixed = mt.mixed_versions(sec_aggs)
+    out += ([mixed, ""] if mixed else []) + [mt.md_table(table), ""]
     summary = section_summary(sec_aggs)
     if summary:
         out += [summary, ""]
-    out += ["Step time: median and IQR of the per-step timing samples pooled over repeats and "
-            "seeds; errors: median over seeds; compile time, XLA bytes and FLOPs (compiler "
-            "estimate per step, plus the loop trips a method declares uncounted) are known even "
-            "for a case that then failed."]
+    out += ["Step time: a *run* is one record (a fresh worker: one seed x round); `runs` counts them, "
+            "`step ms (median)` is the median over runs of each run's median, `95% CI ms` a bootstrap "
+            "interval of that median over runs (none with one run), and `within-run IQR ms` the spread "
+            "of the timing chunks inside a run (median over runs; chunks are not independent samples). "
+            "Errors: median over runs; compile time, XLA bytes and FLOPs (compiler estimate per step, "
+            "plus the loop trips a method declares uncounted) are known even for a case that then failed."]
     if mt.flops_footnote(sec_aggs):
         out += [mt.flops_footnote(sec_aggs)]
     if missing:
@@ -156,6 +167,8 @@ def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figd
     if figdir is None:
         return out, figs
     key = f"{slug(sec_aggs['device_name'].iloc[0], 48)}-{slug(pde)}{dim}"
+    suite = sec_rows["suite"].dropna().iloc[0] if "suite" in sec_rows and sec_rows["suite"].notna().any() else "?"
+    title = f"{suite}: {pde}, dim {dim} - {sec_aggs['device_name'].iloc[0]}"
     made = []
     for kind, fn, arg, caption in (
             ("scaling", mfig.scaling_figure, sec_aggs,
@@ -163,12 +176,12 @@ def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figd
             ("curves", mfig.curves_figure, sec_rows, "rel. L2 error against training wall time"),
             ("pareto", mfig.pareto_figure, sec_aggs, "final error against step time (Pareto view)")):
         path = figdir / f"fig-{key}-{kind}.png"
-        if fn(arg, path):
+        if fn(arg, path, title):
             figs.append(path)
             rel = Path(os.path.relpath(path, md_dir)).as_posix()
             made.append(f"![{pde}{dim} {caption}]({rel})")
         else:
-            made.append(f"*{caption}: no data to plot.*")
+            made.append(f"*{caption}: not drawn (no data, or a single point: one size shows no scaling).*")
     out += ["#### Figures", ""] + [m + "\n" for m in made]
     return out, figs
 
@@ -284,17 +297,43 @@ def reproduce(suite: str, records: list[dict], results_dir: Path, out: Path) -> 
     lines = [" ".join(cmd + [f"--device {d}"]) for d in devs]
     lines.append(f"python -m bench report --suite {suite} --results {results_dir.as_posix()} "
                  f"--out {out.as_posix()}")
+    shipped = shipped_path(out).as_posix()
     text = ["## Reproduce", "", "From the repository root (git commit "
             f"{_uniq((r.get('env') or {}).get('git_commit') for r in records)}):", "", "```sh",
-            *lines, "```", ""]
+            *lines, "```", "",
+            f"The records this report was built from (curves included) ship beside it, in `{shipped}`; "
+            "in a fresh clone the report rebuilds from them, without running anything:", "", "```sh",
+            f"python -m bench report --suite {suite} --from {shipped} --out {out.as_posix()}", "```", ""]
     return "\n".join(text + extra)
 
 
+def dirty_warning(records: list[dict]) -> str | None:
+    """A loud line when records come from a modified working tree (``<commit>-dirty``) or name no
+    commit: their numbers belong to no commit anyone can check out."""
+    commits = [(r.get("env") or {}).get("git_commit") for r in records]
+    dirty = sorted({c for c in commits if c and c.endswith("-dirty")})
+    unknown = sum(1 for c in commits if not c)
+    if not dirty and not unknown:
+        return None
+    parts = []
+    if dirty:
+        parts.append(f"{sum(1 for c in commits if c in dirty)} of {len(records)} records were made from a "
+                     f"modified working tree ({', '.join(dirty)})")
+    if unknown:
+        parts.append(f"{unknown} of {len(records)} records name no git commit")
+    return ("> **WARNING: not reproducible from a commit.** " + "; ".join(parts)
+            + ". Re-run from a clean commit before citing these numbers.")
+
+
 def build(records: list[dict], suite: str, out: Path, results_dir: Path, baseline: str = "pinn",
-          claims_path: Path | None = None, figures: bool = True) -> Report:
+          claims_path: Path | None = None, figures: bool = True, shipped_from: Path | None = None) -> Report:
     """Write the report for ``records`` to ``out`` (figures beside it, unless ``figures`` is
-    False); returns what was written."""
+    False) and ship the records beside it (``store.shipped_path``); ``shipped_from``: the
+    records were read from shipped data (named in the header, left as it is). Returns what was
+    written."""
     out = Path(out)
+    # one order whatever the source (a results directory or shipped data): the same report
+    records = sorted(records, key=lambda r: (str(r.get("suite")), str(r.get("case_id"))))
     md_dir = out.parent
     figdir = md_dir / out.stem
     if figdir.exists():
@@ -308,8 +347,11 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
     label = " + ".join("GPU" if c == "gpu" else c.upper() for c in classes)
     head = [f"# pinnbench report: {suite} ({label} run)", "",
             *([f"> {descr}", ""] if descr else []),
+            *([w, ""] if (w := dirty_warning(records)) else []),
             f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(records)} "
-            f"records in `{results_dir.as_posix()}/{suite}`. Device(s): "
+            + (f"records shipped in `{Path(shipped_from).as_posix()}`" if shipped_from is not None
+               else f"records in `{results_dir.as_posix()}/{suite}`")
+            + ". Device(s): "
             + "; ".join(f"**{d}**" for d in devices) + ". Baseline for ratios: "
             f"`{baseline}`. Missing values are shown as n/a; failed cases as OOM, NaN, timeout "
             "or error.", ""]
@@ -324,4 +366,7 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, out)
+    data = shipped_path(out)
+    if shipped_from is None or Path(shipped_from).resolve() != data.resolve():
+        write_shipped(data, records)
     return Report(out, text, figs, verdicts, claim_counts(verdicts, here), vcsv)

@@ -1,8 +1,15 @@
 """Records -> aggregated rows (one per device x PDE x method x size) and markdown tables.
 
 Aggregation rules (REFERENCES.md 4.1, 4.2):
-- step time: median and IQR of the per-step timing samples pooled over repeats *and* seeds
-  (falls back to the records' ``step_ms`` when a record carries no samples);
+- the unit of inference is a *run*: one record, i.e. one fresh worker process (one round x seed).
+  Timing chunks inside a run are not independent samples (they share the process, its compiled
+  program, caches and the machine's load at that moment), so they never enter a test or a CI;
+- step time: per cell, the number of runs, the median over runs of each run's median step time,
+  and a 95% percentile-bootstrap confidence interval of that median over runs (``bootstrap_ci``;
+  none with a single run). The spread inside a run (IQR of its timing chunks, median over runs)
+  is shown too, labelled *within-run*;
+- ratios against a baseline get a bootstrap CI (runs of both sides resampled independently), and
+  a Mann-Whitney U test on one median per run, only with at least ``MIN_RUNS_TEST`` runs a side;
 - compile-time quantities (compile time, XLA ``memory_analysis`` bytes, ``cost_analysis`` FLOPs)
   come from every record that has them, even one that then ran out of memory: that is how a
   PINN that cannot run still shows what it would need;
@@ -40,6 +47,11 @@ FAIL_ORDER = ["oom", "nan", "timeout", "error"]
 
 SECTION_KEYS = ["device_name", "pde", "dim"]
 GROUP_KEYS = ["device_name", "pde", "dim", "dtype", "method", "variant", "n_per_axis"]
+#: a significance test needs at least this many independent runs on each side
+MIN_RUNS_TEST = 3
+#: bootstrap resamples and the seed of their generator (reports are deterministic)
+N_BOOT = 2000
+BOOT_SEED = 0
 
 
 def _num(v):
@@ -56,6 +68,52 @@ def _num(v):
 def _median(vals):
     vals = [x for x in (_num(v) for v in vals) if x is not None]
     return float(np.median(vals)) if vals else None
+
+
+def bootstrap_ci(values, level: float = 0.95, n_boot: int = N_BOOT, seed: int = BOOT_SEED):
+    """Percentile-bootstrap CI of the median of ``values`` (one number per run): (lo, hi), or
+    (None, None) with fewer than 2 values. Seeded, so a report regenerates identically."""
+    v = np.asarray([x for x in (_num(x) for x in values) if x is not None], dtype=float)
+    if len(v) < 2:
+        return None, None
+    rng = np.random.default_rng(seed)
+    meds = np.median(v[rng.integers(0, len(v), size=(n_boot, len(v)))], axis=1)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(meds, [a, 1 - a])
+    return float(lo), float(hi)
+
+
+def ratio_ci(base, other, level: float = 0.95, n_boot: int = N_BOOT, seed: int = BOOT_SEED):
+    """Bootstrap CI of median(base) / median(other), the runs of each side resampled
+    independently; (None, None) unless both sides have at least 2 runs."""
+    b = np.asarray([x for x in (_num(x) for x in base) if x is not None and x > 0], dtype=float)
+    o = np.asarray([x for x in (_num(x) for x in other) if x is not None and x > 0], dtype=float)
+    if len(b) < 2 or len(o) < 2:
+        return None, None
+    rng = np.random.default_rng(seed)
+    mb = np.median(b[rng.integers(0, len(b), size=(n_boot, len(b)))], axis=1)
+    mo = np.median(o[rng.integers(0, len(o), size=(n_boot, len(o)))], axis=1)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(mb / mo, [a, 1 - a])
+    return float(lo), float(hi)
+
+
+def run_step_ms(row) -> float | None:
+    """One run's step time: the record's median ``step_ms``, else the median of its samples."""
+    v = _num(row.get("step_ms"))
+    return v if v is not None else _median(row.get("samples") or [])
+
+
+def run_iqr(row) -> float | None:
+    """One run's within-run spread: the record's ``step_ms_iqr``, else that of its samples."""
+    v = _num(row.get("step_ms_iqr"))
+    if v is not None:
+        return v
+    s = row.get("samples") or []
+    if len(s) < 2:
+        return None
+    q1, q3 = np.percentile(s, [25, 75])
+    return float(q3 - q1)
 
 
 def record_row(rec: dict) -> dict:
@@ -86,6 +144,8 @@ def record_row(rec: dict) -> dict:
         "samples": [x for x in (_num(v) for v in (m.get("step_ms_samples") or [])) if x is not None],
         "step_ms": _num(m.get("step_ms")), "step_ms_iqr": _num(m.get("step_ms_iqr")),
         "curve": rec.get("curve") or [],
+        "git_commit": env.get("git_commit"),
+        "versions": json_key(env.get("versions") or {}),
     }
     for c in COMPILE_COLUMNS + RUN_COLUMNS:
         row[c] = _num(m.get(c))
@@ -136,6 +196,10 @@ def flops_footnote(aggs: pd.DataFrame) -> str:
     return ("GFLOP/step marked >= is a lower bound: XLA's cost analysis counts 0 FLOPs for the custom "
             "calls " + "; ".join(parts) + ". Loop corrections declared by a method (flops_correction) "
             "are included.")
+def json_key(obj) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True, default=str)
 
 
 def records_rows(records: list[dict]) -> pd.DataFrame:
@@ -156,12 +220,9 @@ def aggregate(records: list[dict]) -> pd.DataFrame:
     for key, g in rows.groupby(GROUP_KEYS, sort=True, dropna=False):
         ok = g[g["status"] == "ok"]
         counts = g["status"].value_counts().to_dict()
-        samples = [x for s in ok["samples"] for x in s]
-        if samples:
-            q1, med, q3 = np.percentile(samples, [25, 50, 75])
-            step_ms, step_iqr = float(med), float(q3 - q1)
-        else:
-            step_ms, step_iqr = _median(ok["step_ms"]), _median(ok["step_ms_iqr"])
+        okd = ok.to_dict("records")
+        run_ms = [v for v in (run_step_ms(r) for r in okd) if v is not None]
+        lo, hi = bootstrap_ci(run_ms)
         fails = [s for s in FAIL_ORDER if counts.get(s)]
         agg = dict(zip(GROUP_KEYS, key))
         agg.update({
@@ -170,10 +231,14 @@ def aggregate(records: list[dict]) -> pd.DataFrame:
             "n_records": len(g), "n_ok": len(ok), "statuses": counts,
             "failure": fails[0] if fails else None,
             "status_label": status_label(counts),
-            "step_ms": step_ms, "step_ms_iqr": step_iqr, "samples": samples,
-            "n_samples": len(samples), "steps": _median(g["steps"]),
+            "n_runs": len(run_ms), "run_ms": run_ms,
+            "step_ms": _median(run_ms), "step_ms_lo": lo, "step_ms_hi": hi,
+            "step_ms_iqr": _median([run_iqr(r) for r in okd]),
+            "steps": _median(g["steps"]),
             "case_ids": list(g["case_id"]), "seeds": sorted(set(g["seed"].dropna())),
             "errors": [e for e in g["error"] if e], "flops_uncounted_calls": group_calls(g),
+            "git_commits": sorted({c for c in g["git_commit"] if c}),
+            "versions_seen": sorted({v for v in g["versions"] if v and v != "{}"}),
         })
         for c in COMPILE_COLUMNS:
             agg[c] = _median(g[c])
@@ -181,6 +246,24 @@ def aggregate(records: list[dict]) -> pd.DataFrame:
             agg[c] = _median(ok[c])
         out.append(agg)
     return pd.DataFrame(out)
+
+
+def mixed_versions(aggs: pd.DataFrame) -> str | None:
+    """A warning when the rows of ``aggs`` come from more than one git commit or package set
+    (their numbers were produced by different code); None when they all agree."""
+    if aggs.empty:
+        return None
+    commits = sorted({c for cs in aggs.get("git_commits", []) for c in cs})
+    vers = sorted({v for vs in aggs.get("versions_seen", []) for v in vs})
+    parts = []
+    if len(commits) > 1:
+        parts.append(f"{len(commits)} git commits ({', '.join(c[:12] for c in commits)})")
+    if len(vers) > 1:
+        parts.append(f"{len(vers)} different package version sets")
+    if not parts:
+        return None
+    return "**Mixed code versions:** the records of this table come from " + " and ".join(parts) + \
+        "; differences between rows may be differences between code versions."
 
 
 def status_label(counts: dict) -> str:
@@ -207,7 +290,7 @@ def fmt(v, kind: str = "num") -> str:
     if kind == "int":
         return f"{int(round(v)):,}"
     if kind == "ratio":
-        return f"{v:.3g}x"
+        return f"{v:,.0f}x" if abs(v) >= 1000 else f"{v:.3g}x"
     return f"{v:.3g}"
 
 
@@ -245,7 +328,8 @@ def results_table(aggs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     missing = [c for c in MEMORY_COLUMNS if c not in mem]
     multi_dtype = aggs["dtype"].nunique() > 1
     rows = []
-    order = aggs.assign(_d=aggs["dtype"].fillna("").astype(str)).sort_values(["label", "_d", "n_per_axis"])
+    order = aggs.assign(_d=aggs["dtype"].astype(object).fillna("").astype(str))
+    order = order.sort_values(["label", "_d", "n_per_axis"])
     for _, a in order.iterrows():
         r = {"method": a["label"]}
         if multi_dtype:
@@ -253,9 +337,11 @@ def results_table(aggs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         seeds = len(a["seeds"])
         r.update({
             "n/axis": fmt(a["n_per_axis"], "int"), "points": fmt(a["n_points"], "int"),
-            "seeds": str(seeds) if seeds else "n/a",
+            "seeds": str(seeds) if seeds else "n/a", "runs": str(a["n_runs"]),
             "step ms (median)": _fail_or(a, a["step_ms"]),
-            "IQR ms": _fail_or(a, a["step_ms_iqr"]),
+            "95% CI ms": _fail_or(a, None) if a["n_ok"] == 0 else ci_cell(a["step_ms_lo"], a["step_ms_hi"],
+                                                                          a["n_runs"]),
+            "within-run IQR ms": _fail_or(a, a["step_ms_iqr"]),
             "compile s": fmt(a["compile_s"]),
         })
         for c in mem:
@@ -282,8 +368,22 @@ def ratio_value(base, other) -> float | None:
     return b / o
 
 
-def mann_whitney(a: list, b: list, min_n: int = 5) -> float | None:
-    """Two-sided Mann-Whitney U p-value of two timing-sample sets; None under ``min_n`` each."""
+def ci_cell(lo, hi, n_runs: int, kind: str = "num") -> str:
+    """``[lo, hi]``, or why there is no interval (a single run has no spread over runs)."""
+    if _num(lo) is None or _num(hi) is None:
+        return "n/a (1 run)" if n_runs == 1 else "n/a" if n_runs == 0 else f"n/a ({n_runs} runs)"
+    return f"[{fmt(lo, kind)}, {fmt(hi, kind)}]"
+
+
+def no_test_label(n_base: int, n_other: int) -> str:
+    """Why no test is shown: ``1 run: no test`` / ``2 runs: no test`` (the smaller side)."""
+    k = min(n_base, n_other)
+    return f"{k} run{'' if k == 1 else 's'}: no test"
+
+
+def mann_whitney(a: list, b: list, min_n: int = MIN_RUNS_TEST) -> float | None:
+    """Two-sided Mann-Whitney U p-value of two sets of *run* medians (one number per
+    independent run, never the timing chunks of one run); None under ``min_n`` runs a side."""
     if len(a) < min_n or len(b) < min_n:
         return None
     from scipy.stats import mannwhitneyu
@@ -313,10 +413,15 @@ def ratios(aggs: pd.DataFrame, baseline: str) -> pd.DataFrame:
             for name, col in RATIO_FIELDS:
                 r[name] = ratio_value(b[col], a[col])
             r["flops_bound"] = flops_ratio_bound(b.get("flops_uncounted_calls"), a.get("flops_uncounted_calls"))
-            r["p_value"] = mann_whitney(b["samples"], a["samples"])
-            r["n_samples"] = (len(b["samples"]), len(a["samples"]))
+            r["speedup_lo"], r["speedup_hi"] = ratio_ci(b["run_ms"], a["run_ms"])
+            r["p_value"] = mann_whitney(b["run_ms"], a["run_ms"])
+            r["n_runs"] = (len(b["run_ms"]), len(a["run_ms"]))
             out.append(r)
     return pd.DataFrame(out)
+
+
+#: the test column of the ratio table: one median per run, never the chunks of one run
+P_COLUMN = "Mann-Whitney p (step time, run medians)"
 
 
 def ratio_table(rat: pd.DataFrame) -> pd.DataFrame:
@@ -326,14 +431,19 @@ def ratio_table(rat: pd.DataFrame) -> pd.DataFrame:
     for label, g in rat.groupby("label", sort=True):
         for _, r in g.sort_values("n_per_axis").iterrows():
             row = {"method vs baseline": f"{label} vs {r['baseline']}", "n/axis": fmt(r["n_per_axis"], "int")}
+            nb, na = r["n_runs"]
             for c in cols:
                 row[c] = _ratio_cell(r, c)
-            nb, na = r["n_samples"]
-            row["Mann-Whitney p (step time)"] = (fmt(r["p_value"]) if r["p_value"] is not None
-                                                 else f"n/a (samples {nb}/{na}, need 5)")
+                if c == "speedup":
+                    row["speedup 95% CI"] = (ci_cell(r["speedup_lo"], r["speedup_hi"], min(nb, na), "ratio")
+                                             if r[c] is not None and not pd.isna(r[c]) else "n/a")
+            row["runs (base/method)"] = f"{nb}/{na}"
+            row[P_COLUMN] = fmt(r["p_value"]) if r["p_value"] is not None else no_test_label(nb, na)
             rows.append(row)
         big = {"method vs baseline": f"**largest, {label}**", "n/axis": ""}
         for c in cols:
+            if c == "speedup":
+                big["speedup 95% CI"] = ""
             vals = g[c].dropna()
             if vals.empty:
                 big[c] = "n/a"
@@ -341,7 +451,8 @@ def ratio_table(rat: pd.DataFrame) -> pd.DataFrame:
                 i = vals.idxmax()
                 bound = (g.loc[i].get("flops_bound") or "") if c == "FLOP ratio" else ""
                 big[c] = f"**{bound}{fmt(vals[i], 'ratio')}** (n={fmt(g.loc[i, 'n_per_axis'], 'int')})"
-        big["Mann-Whitney p (step time)"] = ""
+        big["runs (base/method)"] = ""
+        big[P_COLUMN] = ""
         rows.append(big)
     return pd.DataFrame(rows)
 
