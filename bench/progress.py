@@ -8,8 +8,10 @@ one when a case starts, the outcome when it ends (with elapsed time and ETA), an
 line for a case that has been running a long time, so a log never goes quiet for long.
 
 The ETA is the sum of the estimates (``bench.estimate``) of the cases still to run, scaled by
-how long the finished cases took against their own estimates, less the time the current case
-has run so far; where a case has no estimate, the mean wall time of the finished cases stands in.
+how long the finished cases took against their own estimates; for the case in flight, once it
+trains, its steps left at its own mean step time (capped by its wall-clock budget), before that
+its estimate less the time it has run. Where a case has no estimate, the mean wall time of the
+finished cases stands in; where nothing is known (or a case overran its estimate) the ETA is "?".
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class RunProgress:
         self.live = console.is_terminal if live is None else live
         self.t0 = clock()
         self.i, self.finished, self.walls, self.measured = 0, set(), [], {}
-        self.current, self.case_t0, self.open = None, None, None
+        self.current, self.case_t0, self.open, self.info = None, None, None, None
         self.last_beat = None
         self._bar = self._task = None
         if self.live:
@@ -108,12 +110,28 @@ class RunProgress:
                 continue
             e = self.est.get(cid)
             e = e * scale if e is not None else mean
+            if cid == self.current and self.case_t0 is not None:
+                e = self._in_flight_left(e)
             if e is None:
                 return None
-            if cid == self.current and self.case_t0 is not None:
-                e = max(0.0, e - (self.clock() - self.case_t0))
             left += e
         return left
+
+    def _in_flight_left(self, e: float | None) -> float | None:
+        """Seconds left of the case in flight: from its own training so far once it trains
+        (steps left at its mean step time, capped by its wall-clock budget), else its estimate
+        less the time it has run; None once it has overrun an estimate (unknown, not 0)."""
+        info = self.info or {}
+        step, steps, train_s = info.get("step"), info.get("steps"), info.get("train_s")
+        if info.get("phase") == "train" and step and steps and train_s:
+            left = (steps - step) * train_s / step
+            if info.get("max_seconds"):
+                left = min(left, max(0.0, info["max_seconds"] - train_s))
+            return left
+        if e is None:
+            return None
+        left = e - (self.clock() - self.case_t0)
+        return left if left > 0 else None
 
     def status(self) -> str:
         return f"elapsed {fmt_duration(self.elapsed())}, ETA {fmt_duration(self.eta())}"
@@ -127,6 +145,7 @@ class RunProgress:
         prefix = f"[{self.i}/{self.total}] {case.case_id}"
         if event == "start":
             self.current, self.case_t0, self.last_beat = case.case_id, self.clock(), self.clock()
+            self.info = None
             if self.live:
                 self._update(f"{case.case_id}: start")
             else:
@@ -160,6 +179,8 @@ class RunProgress:
     def tick(self, case, info: dict) -> None:
         from rich.markup import escape
 
+        if case.case_id == self.current:
+            self.info = info
         if self.live:
             self._update(f"{case.case_id}: {tick_text(info)}")
         elif self.last_beat is not None and self.clock() - self.last_beat >= HEARTBEAT_S:

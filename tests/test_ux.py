@@ -62,14 +62,18 @@ def test_progress_on_a_terminal_shows_phase_step_loss_budget_and_eta():
     assert p.live
     p("start", cases[0], None)
     clock.t = 4.0
+    assert p.eta() == pytest.approx(6.0 + 10.0)  # compiling: its estimate less its time so far
     p.tick(cases[0], {"phase": "train", "step": 120, "steps": 400, "loss": 0.0321, "train_s": 3.5,
                       "max_seconds": 60.0, "wall_s": 4.0})
     p._bar.refresh()
     shown = buf.getvalue()
     assert "train" in shown and "step 120/400" in shown and "loss 0.0321" in shown
     assert "train 3.5 s / 60 s" in shown
-    assert p.eta() == pytest.approx(6.0 + 10.0)  # this case's remainder plus the next one
-    assert "ETA 0:16" in shown and "0/2" in shown
+    # training: its 280 steps left at its own 3.5 s / 120 steps, plus the next case's estimate
+    assert p.eta() == pytest.approx(280 * 3.5 / 120 + 10.0)
+    assert "ETA 0:18" in shown and "0/2" in shown
+    p.tick(cases[0], {"phase": "train", "step": 120, "steps": 400, "train_s": 50.0, "max_seconds": 52.0})
+    assert p.eta() == pytest.approx(2.0 + 10.0)  # the wall-clock budget caps what is left
     clock.t = 20.0  # it took twice its estimate: the next one's ETA scales with that
     p("done", cases[0], _rec(cases[0]))
     assert p.eta() == pytest.approx(20.0)
