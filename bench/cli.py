@@ -49,6 +49,8 @@ def build_parser() -> Parser:
     r.add_argument("--timeout", type=float, help="per-case timeout in seconds (overrides the suite)")
     r.add_argument("--dry-run", action="store_true", help="list the cases and exit")
     r.add_argument("--report", action="store_true", help="write the suite's report after the run")
+    r.add_argument("--wait", action="store_true", help="if another run holds the results directory for "
+                                                      "this suite, wait for it instead of refusing")
 
     e = sub.add_parser("export", help="write one row per record (CSV or Parquet)")
     e.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -183,8 +185,16 @@ def cmd_run(args) -> int:
             console.print(f"{c.case_id}  {c.method:<14} n_per_axis={c.n_per_axis} seed={c.seed}{rnd}")
         console.print(f"{len(cases)} cases")
         return 0
-    console.print(f"[bold]suite {s.name}[/]: {len(cases)} cases on {device} ({executor.name} executor); "
-                  f"results in {args.results / s.name}")
+    from bench import guard
+
+    guard.probe(args.results)  # refuse before a case trains, not after
+    with guard.RunLock(args.results, s.name, wait=args.wait):
+        return _run_locked(args, s, cases, device, executor, resume, console, escape)
+
+
+def _run_locked(args, s, cases, device, executor, resume, console, escape) -> int:
+    console.print(f"[bold]suite {escape(s.name)}[/]: {len(cases)} cases on {device} ({executor.name} executor); "
+                  f"results in {escape(str(args.results / s.name))}")
     total = len(cases)
     counter = {"i": 0, "open": None}
 
@@ -208,7 +218,10 @@ def cmd_run(args) -> int:
 
     state = executor.run(cases, args.results, resume=resume, progress=progress)
     console.print(summary_table(state.done))
-    console.print(f"records: {args.results / s.name}")
+    console.print(f"records: {escape(str(args.results / s.name))}")
+    if state.write_error:
+        sys.stderr.write(f"bench: error: {' '.join(state.write_error.split())}\n")
+        return 1
     if state.stop_requested:
         console.print("[yellow]interrupted: records written so far are kept; rerun to resume[/]")
         return 130
@@ -270,24 +283,84 @@ def cmd_export(args) -> int:
     recs = load_records(args.results, args.suite)
     if not recs:
         raise BenchError(f"no records under {args.results}" + (f" for suite {args.suite!r}" if args.suite else ""))
+    if args.format == "parquet" and args.output is None:
+        raise BenchError("--format parquet needs -o FILE")
+    if args.output is not None:
+        check_output(args.output, "-o")
     df = records_frame(recs)
-    if args.format == "parquet":
-        if args.output is None:
-            raise BenchError("--format parquet needs -o FILE")
-        df.to_parquet(args.output, index=False)
-    elif args.output is None:
+    if args.output is None:
         df.to_csv(sys.stdout, index=False)
     else:
-        df.to_csv(args.output, index=False)
+        write_atomic(args.output, lambda tmp: (df.to_parquet(tmp, index=False) if args.format == "parquet"
+                                               else df.to_csv(tmp, index=False)), "-o")
     if args.output is not None:
         print(f"{len(df)} rows -> {args.output}", file=sys.stderr)
     return 0
+
+
+def check_output(path: Path, flag: str) -> None:
+    """Refuse (one line) an output file that cannot be written: a missing parent directory, a
+    directory, a parent that is not a directory, no write permission."""
+    import os
+
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise BenchError(f"{flag} {str(path)!r} is a directory (give a file name)")
+    if not parent.exists():
+        raise BenchError(f"{flag} {str(path)!r}: the directory {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise BenchError(f"{flag} {str(path)!r}: {str(parent)!r} is not a directory")
+    if path.exists() and not path.is_file():
+        raise BenchError(f"{flag} {str(path)!r} is not a regular file")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BenchError(f"{flag} {str(path)!r} is not writable (permission denied)")
+
+
+def write_atomic(path: Path, write, flag: str) -> None:
+    """``write(tmp)`` into a temporary file beside ``path``, then rename it over ``path``; on
+    any failure the temporary file is removed and the error is one line."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise BenchError(f"{flag} {str(path)!r}: cannot write ({e.strerror or e})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+#: options whose value may start with "-" (a negative threshold is an error to report, not a flag)
+VALUE_MAY_START_WITH_DASH = ("--threshold",)
+
+
+def _join_dash_values(argv: list[str]) -> list[str]:
+    """``--threshold -5%`` -> ``--threshold=-5%``: argparse takes a value that starts with "-"
+    and is not a plain negative number for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in VALUE_MAY_START_WITH_DASH and i + 1 < len(argv) and argv[i + 1].startswith("-") \
+                and argv[i + 1] not in ("-h", "--help") and not argv[i + 1].startswith("--"):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "export": cmd_export}
 
 
 def main(argv=None) -> int:
+    argv = _join_dash_values(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
     try:

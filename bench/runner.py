@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import store
+from bench import guard, sizes, store
 from bench.suite import Case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,12 +37,16 @@ class RunState:
     interrupts: int = 0
     current: subprocess.Popen | None = None
     done: list = field(default_factory=list)
+    #: one line when a record could not be written (the sweep stopped; the record was kept
+    #: where the line says)
+    write_error: str | None = None
 
 
 def existing(results: Path, case: Case) -> dict | None:
-    """The stored record of ``case`` (None if absent; a corrupt one is quarantined)."""
+    """The stored record of ``case`` (None if absent or not a file; a corrupt one is
+    quarantined)."""
     path = store.record_path(results, case.suite, case.case_id)
-    return store.read_record(path) if path.exists() else None
+    return store.read_record(path) if path.is_file() else None
 
 
 def worker_env(case: Case) -> dict:
@@ -70,20 +74,15 @@ def die_with_parent() -> None:
 
 
 def oom_kills() -> int | None:
-    """The kernel's count of OOM kills (cgroup v2 ``memory.events`` of this process's cgroup
-    if readable, else ``/proc/vmstat``); None where neither exists."""
+    """The kernel's count of OOM kills in this process's cgroup (cgroup v2 ``memory.events``);
+    None where it cannot be read. The host-wide ``/proc/vmstat`` count is no substitute: an OOM
+    kill anywhere else on the host during a case would label that case ``oom``."""
     try:
         cg = Path("/proc/self/cgroup").read_text().strip().splitlines()[-1].split(":", 2)[2]
         for line in Path(f"/sys/fs/cgroup{cg}/memory.events").read_text().splitlines():
             if line.startswith("oom_kill "):
                 return int(line.split()[1])
     except (OSError, IndexError, ValueError):
-        pass
-    try:
-        for line in Path("/proc/vmstat").read_text().splitlines():
-            if line.startswith("oom_kill "):
-                return int(line.split()[1])
-    except OSError:
         pass
     return None
 
@@ -116,8 +115,11 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
     """Run one case in a worker process and return its record (never raises for the case)."""
     state = state or RunState()
     limit = int(case.memory_limit_gb * 2**30) if case.memory_limit_gb else 0
+    too_big = sizes.oom_record(case)  # an impossible size never starts a worker
+    if too_big is not None:
+        return too_big
     kills0 = oom_kills()
-    with tempfile.TemporaryDirectory(prefix="pinnbench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=guard.tmp_prefix()) as tmp:
         cpath, opath = Path(tmp) / "case.json", Path(tmp) / "out.json"
         cpath.write_text(json.dumps(case.to_dict()))
         t0 = time.perf_counter()
@@ -183,6 +185,9 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
             else:
                 rec["status"] = "error"
                 rec["error"] = f"worker killed by signal {name} in phase {phase!r}"
+                if -rc == signal.SIGKILL and (kills0 is None or kills1 is None):
+                    rec["error"] += (f" (killed by signal {-rc}; no cgroup OOM counter to tell an OOM "
+                                     "kill)")
             rec["signal"] = name
         else:
             rec["status"] = "error"

@@ -69,8 +69,30 @@ def record_path(results: Path, suite: str, case_id: str) -> Path:
 def write_record(results: Path, record: dict) -> Path:
     record = {"schema": SCHEMA_VERSION, **record}
     path = record_path(results, record["suite"], record["case_id"])
+    root = Path(os.path.abspath(results))
+    if Path(os.path.abspath(path)).parent.parent != root:  # a suite or case id with "/" or ".."
+        raise ValueError(f"record path {str(path)!r} is not a file of one suite directory of {str(results)!r}")
     write_json_atomic(path, record)
     return path
+
+
+def keep_unsaved(results: Path, record: dict, exc: BaseException) -> str:
+    """A record that could not be written to ``results`` (``exc``): keep the measurement in
+    ``<results>.unsaved/<suite>--<case_id>.json`` next to the results directory, else print it
+    as one JSON line on stderr. Returns where it went (for the one-line message)."""
+    import sys
+
+    record = {"schema": SCHEMA_VERSION, **record,
+              "unsaved": {"results": str(results), "error": f"{type(exc).__name__}: {exc}"}}
+    name = f"{record.get('suite')}--{record.get('case_id')}.json".replace("/", "_").lstrip(".")
+    dest = Path(os.path.abspath(results)).with_name(f"{Path(os.path.abspath(results)).name}.unsaved") / name
+    try:
+        write_json_atomic(dest, record)
+        return str(dest)
+    except (OSError, ValueError, TypeError):
+        sys.stderr.write(json.dumps(_clean(record), default=str) + "\n")
+        sys.stderr.flush()
+        return "stderr (one JSON line above)"
 
 
 def quarantine(path: Path) -> Path:

@@ -91,7 +91,14 @@ def build_report(suite: str, results: Path, out: Path | None = None, baseline: s
         except (ValueError, KeyError) as e:
             raise BenchError(f"claims file: {e}") from None
     out = Path(out) if out is not None else DEFAULT_REPORTS / f"{suite}.md"
-    return markdown.build(records, suite, out, results, baseline, claims, figures)
+    if out.parent.exists() or out.parent != DEFAULT_REPORTS:  # the default reports/ is made on demand
+        from bench.cli import check_output
+
+        check_output(out, "--out")
+    try:
+        return markdown.build(records, suite, out, results, baseline, claims, figures)
+    except OSError as e:
+        raise BenchError(f"--out {str(out)!r}: cannot write the report ({e.strerror or e})") from None
 
 
 def write_report(suite_name, results_dir, out_path, console) -> Path:
