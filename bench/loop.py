@@ -40,12 +40,21 @@ def curve_extras(M, metrics) -> dict:
     return {k: float(metrics[k]) for k in getattr(M, "curve_keys", ()) if k in metrics}
 
 
-def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopResult:
+def enter(rec: dict, phase: str, checkpoint=None) -> None:
+    """Enter ``phase``: the partial record on disk names it, so a kill or a timeout in it is
+    reported in the right phase."""
+    rec["phase"] = phase
+    if checkpoint is not None:
+        checkpoint()
+
+
+def train(case, M, rec, step, sync, resample, evaluate, state, batch, checkpoint=None) -> LoopResult:
     """Run the training of one case. ``step(state, batch) -> (state, metrics)``;
     ``sync(tree)`` waits for the device; ``resample(done) -> batch`` draws new points;
-    ``evaluate(state) -> {rel_l2, ...}``. Fills ``rec["metrics"]`` and ``rec["curve"]``."""
+    ``evaluate(state) -> {rel_l2, ...}``; ``checkpoint()`` saves the partial record (at
+    each phase change). Fills ``rec["metrics"]`` and ``rec["curve"]``."""
     m = rec["metrics"]
-    rec["phase"] = "first_step"
+    enter(rec, "first_step", checkpoint)
     with Timer() as t_first:
         state, metrics = step(state, batch)
         sync((state, metrics))
@@ -53,7 +62,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopRes
     train_s, done, samples = t_first.s, 1, []
     resample_every = int(M.params.get("resample_every", 0) or 0)
     last_draw, draws = 0, []
-    rec["phase"] = "train"
+    enter(rec, "train", checkpoint)
     loss = float(metrics["loss"])
     stop = None if math.isfinite(loss) else "nan"
     rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **curve_extras(M, metrics),

@@ -101,12 +101,27 @@ def quarantine(path: Path) -> Path:
     return dest
 
 
+#: parts of a record that readers index into, and the type each must have when present
+RECORD_PARTS = {"case": dict, "metrics": dict, "env": dict, "size": dict, "method": dict, "curve": list,
+                "runner": dict}
+
+
+def well_formed(rec) -> bool:
+    """Whether ``rec`` has the structure of a record (a JSON document that parses can still be
+    a list, or a record whose ``metrics`` is a number: readers would crash on it)."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("case_id"), str) or rec.get("status") not in STATUSES:
+        return False
+    if not isinstance(rec.get("suite", ""), str):
+        return False
+    return all(rec.get(k) is None or isinstance(rec[k], t) for k, t in RECORD_PARTS.items())
+
+
 def read_record(path: Path) -> dict | None:
     """The record at ``path``; None (after quarantining it) if it is corrupt."""
     try:
         with open(path) as fh:
             rec = json.load(fh)
-        if not isinstance(rec, dict) or "case_id" not in rec or "status" not in rec:
+        if not well_formed(rec):
             raise ValueError("not a pinnbench record")
         return rec
     except (ValueError, UnicodeDecodeError):
@@ -123,7 +138,7 @@ def load_records(results: Path, suite: str | None = None) -> list[dict]:
         return []
     out = []
     for path in sorted(root.rglob("*.json")):
-        if path.name.startswith(".") or "reference" in path.parts:
+        if path.name.startswith(".") or "reference" in path.parts or not path.is_file():
             continue
         rec = read_record(path)
         if rec is not None:

@@ -101,7 +101,7 @@ def run_torch(case, rec: dict, checkpoint) -> None:
     m["sample_s"] = t_s.s
     m.update(lower_s=None, compile_s=None, transcendentals=None, bytes_accessed=None,
              xla_temp_bytes=None, xla_total_bytes=None)
-    rec["phase"] = "compile"
+    loop.enter(rec, "compile", checkpoint)
     # FLOPs of one step on a throwaway copy (the model and its optimiser copied together)
     try:
         probe = copy.deepcopy(state)
@@ -127,7 +127,7 @@ def run_torch(case, rec: dict, checkpoint) -> None:
     if sampler:
         sampler.start()
     try:
-        _train(torch, case, M, pde, state, batch, (seed_sample, seed_eval), rec, sync)
+        _train(torch, case, M, pde, state, batch, (seed_sample, seed_eval), rec, sync, checkpoint)
     finally:
         if sampler:
             m.update(sampler.stop())
@@ -147,7 +147,7 @@ def run_torch(case, rec: dict, checkpoint) -> None:
             "xla_temp_bytes": "not applicable (PyTorch)", "xla_total_bytes": "not applicable"}
 
 
-def _train(torch, case, M, pde, state, batch, seeds, rec, sync):
+def _train(torch, case, M, pde, state, batch, seeds, rec, sync, checkpoint=None):
     m = rec["metrics"]
     seed_sample, seed_eval = seeds
     gen = torch.Generator().manual_seed(seed_eval)
@@ -167,7 +167,8 @@ def _train(torch, case, M, pde, state, batch, seeds, rec, sync):
         sync()
         return new
 
-    r = loop.train(case, M, rec, M.step, lambda _tree: sync(), resample, evaluate, state, batch)
+    r = loop.train(case, M, rec, M.step, lambda _tree: sync(), resample, evaluate, state, batch,
+                   checkpoint)
     if r.stop == "nan":
         m["nan_step"] = r.done
         rec["status"], rec["error"] = "nan", f"loss became {r.loss} at step {r.done}"
