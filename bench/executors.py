@@ -299,7 +299,7 @@ class SubmititExecutor(Executor):
                    "status": "error", "error": f"submitit job {job.job_id} failed: {msg}",
                    "metrics": {}, "curve": [], "env": {}, "phase": "start",
                    "runner": {"executor": "submitit", "job_id": str(job.job_id)}}
-            store.write_record(results, rec)
+            save(results, rec)
         return rec
 
 

@@ -83,6 +83,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+class Interrupted(BenchError):
+    """Ctrl-C while waiting for the lock: one line, exit 130 like an interrupted run."""
+
+    exit_code = 130
+
+
 class RunLock:
     """``with RunLock(results, suite, wait=False):`` -- see the module docstring."""
 
@@ -162,7 +168,11 @@ class RunLock:
             if not announced:
                 self.note(f"waiting for the run holding {str(self.path)!r} ({who})")
                 announced = True
-            time.sleep(self.poll_s)
+            try:
+                time.sleep(self.poll_s)
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted while waiting for {str(self.path)!r} ({who}); nothing was run") \
+                    from None
 
     def release(self) -> None:
         if self.held and self._holder() == self.me:

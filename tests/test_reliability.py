@@ -531,3 +531,19 @@ def test_no_cgroup_oom_counter_means_no_host_wide_guess(monkeypatch):
 
     monkeypatch.setattr(mrunner, "Path", P)
     assert mrunner.oom_kills() is None
+
+
+def test_ctrl_c_while_waiting_is_one_line(tmp_path, monkeypatch):
+    results = tmp_path / "res"
+    results.mkdir()
+    holder = {"pid": os.getppid(), "host": guard.socket.gethostname(), "started": "t"}  # alive
+    (results / ".lock-tiny").write_text(json.dumps(holder))
+
+    def ctrl_c(s):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(guard.time, "sleep", ctrl_c)
+    with pytest.raises(guard.Interrupted) as e:
+        guard.RunLock(results, "tiny", wait=True, note=lambda m: None).acquire()
+    assert e.value.exit_code == 130 and f"PID {os.getppid()}" in str(e.value)
+    assert json.loads((results / ".lock-tiny").read_text()) == holder  # the holder's lock is untouched
