@@ -298,8 +298,9 @@ def cmd_export(args) -> int:
     return 0
 
 
-def check_output(path: Path, flag: str) -> None:
-    """Refuse (one line) an output file that cannot be written: a missing parent directory, a
+def check_output(path: Path, flag: str, make_parents: bool = False) -> None:
+    """Refuse (one line) an output file that cannot be written: a missing parent directory
+    (unless ``make_parents``: then the nearest existing one must be a writable directory), a
     directory, a parent that is not a directory, no write permission."""
     import os
 
@@ -307,6 +308,9 @@ def check_output(path: Path, flag: str) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise BenchError(f"{flag} {str(path)!r} is a directory (give a file name)")
+    if make_parents:
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
     if not parent.exists():
         raise BenchError(f"{flag} {str(path)!r}: the directory {str(parent)!r} does not exist")
     if not parent.is_dir():

@@ -412,9 +412,11 @@ def test_export_write_failure_leaves_no_temporary_file(results_with_records, tmp
     assert not (tmp_path / "x.csv").exists() and not list(tmp_path.glob(".x.csv.*"))
 
 
-@pytest.mark.parametrize("where, needle", [("missing/r.md", "does not exist"), ("adir", "is a directory")])
+@pytest.mark.parametrize("where, needle", [("afile/r.md", "is not a directory"), ("adir", "is a directory"),
+                                          ("afile/sub/r.md", "is not a directory")])
 def test_report_out_paths(results_with_records, tmp_path, where, needle, capsys):
     (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
     rc, _, err = _main(["report", "--suite", "tiny", "--results", results_with_records, "--out",
                         tmp_path / where, "--no-figures"], capsys)
     assert rc == 2 and needle in _one_error_line(err)
@@ -547,3 +549,10 @@ def test_ctrl_c_while_waiting_is_one_line(tmp_path, monkeypatch):
         guard.RunLock(results, "tiny", wait=True, note=lambda m: None).acquire()
     assert e.value.exit_code == 130 and f"PID {os.getppid()}" in str(e.value)
     assert json.loads((results / ".lock-tiny").read_text()) == holder  # the holder's lock is untouched
+
+
+def test_report_out_on_a_readonly_place(results_with_records, readonly_dir, capsys):
+    d, _ = readonly_dir
+    rc, _, err = _main(["report", "--suite", "tiny", "--results", results_with_records, "--out",
+                        d / "sub" / "r.md", "--no-figures"], capsys)
+    assert rc == 2 and "not writable" in _one_error_line(err)

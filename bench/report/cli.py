@@ -91,10 +91,9 @@ def build_report(suite: str, results: Path, out: Path | None = None, baseline: s
         except (ValueError, KeyError) as e:
             raise BenchError(f"claims file: {e}") from None
     out = Path(out) if out is not None else DEFAULT_REPORTS / f"{suite}.md"
-    if out.parent.exists() or out.parent != DEFAULT_REPORTS:  # the default reports/ is made on demand
-        from bench.cli import check_output
+    from bench.cli import check_output
 
-        check_output(out, "--out")
+    check_output(out, "--out", make_parents=True)  # missing directories are made (reports/)
     try:
         return markdown.build(records, suite, out, results, baseline, claims, figures)
     except OSError as e:
