@@ -556,3 +556,20 @@ def test_report_out_on_a_readonly_place(results_with_records, readonly_dir, caps
     rc, _, err = _main(["report", "--suite", "tiny", "--results", results_with_records, "--out",
                         d / "sub" / "r.md", "--no-figures"], capsys)
     assert rc == 2 and "not writable" in _one_error_line(err)
+
+
+def test_a_sigkill_without_the_cgroup_counter_is_an_error_that_says_so(monkeypatch):
+    class KilledWorker:  # a worker the kernel (or anyone) SIGKILLed before it wrote anything
+        pid, returncode = 2**22 + 11, -signal.SIGKILL
+
+        def __init__(self, *a, **k):
+            pass
+
+        def communicate(self, timeout=None):
+            return "", ""
+
+    monkeypatch.setattr(mrunner, "oom_kills", lambda: None)
+    monkeypatch.setattr(mrunner.subprocess, "Popen", KilledWorker)
+    rec = mrunner.run_case(_case())
+    assert rec["status"] == "error" and rec["signal"] == "SIGKILL"
+    assert "killed by signal 9; no cgroup OOM counter to tell an OOM kill" in rec["error"]
