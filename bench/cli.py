@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {list,run,export,report,compare}``.
+"""Command line: ``python -m bench {list,run,export,report,compare,gpu-check}``.
 
 Bad input ends with one line ``bench: error: ...`` naming the bad value and the valid choices,
 and exit code 2.
@@ -16,6 +16,13 @@ DEFAULT_RESULTS = Path("results")
 
 
 class Parser(argparse.ArgumentParser):
+    """One-line errors, exit 2; no abbreviated options (``--devic`` is an error, not
+    ``--device``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # one line, exit 2
         sys.stderr.write(f"bench: error: {' '.join(message.split())}\n")
         raise SystemExit(2)
@@ -23,6 +30,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     p = Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=version_string())
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     sub.add_parser("list", help="list suites, methods and PDEs")
@@ -47,18 +55,28 @@ def build_parser() -> Parser:
                    help="host memory limit per worker; a worker above it is killed and recorded oom")
     r.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     r.add_argument("--timeout", type=float, help="per-case timeout in seconds (overrides the suite)")
-    r.add_argument("--dry-run", action="store_true", help="list the cases and exit")
+    r.add_argument("--dry-run", action="store_true",
+                   help="list the cases with time estimates and exit (nothing runs)")
     r.add_argument("--report", action="store_true", help="write the suite's report after the run")
     r.add_argument("--wait", action="store_true", help="if another run holds the results directory for "
                                                       "this suite, wait for it instead of refusing")
 
-    e = sub.add_parser("export", help="write one row per record (CSV or Parquet)")
+    e = sub.add_parser("export", help="write the records as a table (CSV or Parquet)")
     e.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     e.add_argument("--suite", help="only this suite's records")
+    e.add_argument("--what", choices=("cases", "curves", "env"), default="cases",
+                   help="cases: one row per record; curves: one row per record x training-curve "
+                        "point (long format); env: one row per record, its environment")
     e.add_argument("--format", choices=("csv", "parquet"), default="csv")
     e.add_argument("-o", "--output", type=Path, help="output file (default: stdout for csv)")
 
     _add_report_commands(sub)
+
+    from bench import gpucheck
+
+    g = sub.add_parser("gpu-check", help="the GPU path in one time-boxed command: gpu tests, the "
+                                          "spinn-claims and heat4d-gpu subsets, reports, claims summary")
+    gpucheck.add_arguments(g)
     return p
 
 
@@ -146,80 +164,50 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    import math
-    from dataclasses import replace
+    from bench import api
 
-    from bench import executors
-    from bench import suite as msuite
-
-    if args.seeds is not None and args.seeds < 1:
-        raise BenchError(f"--seeds must be a positive integer, got {args.seeds}")
-    if args.timeout is not None and not (args.timeout > 0 and math.isfinite(args.timeout)):
-        raise BenchError(f"--timeout must be a positive number of seconds, got {args.timeout}")
-    if args.rounds is not None and args.rounds < 1:
-        raise BenchError(f"--rounds must be a positive integer, got {args.rounds}")
-    if args.memory_limit is not None and not (args.memory_limit > 0 and math.isfinite(args.memory_limit)):
-        raise BenchError(f"--memory-limit must be a positive number of GB, got {args.memory_limit}")
     resume = args.resume and not args.fresh
     mfilter = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     if args.methods is not None and not mfilter:
         raise BenchError("--methods is empty (give a comma-separated list of method names)")
-    executor = executors.make(args.executor, slurm_partition=args.slurm_partition,
-                              max_parallel=args.max_parallel)
-    s = msuite.load(args.suite, device="cpu", methods_filter=mfilter, seeds=args.seeds,
-                    rounds=args.rounds)
-    device = resolve_device(args.device, suite_frameworks(s))
-    cases = [replace(c, device=device) for c in s.cases]
-    if args.timeout:
-        cases = [replace(c, timeout_s=args.timeout) for c in cases]
-    if args.memory_limit:
-        cases = [replace(c, memory_limit_gb=args.memory_limit) for c in cases]
-    cases = executor.order(cases)
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    for flag, v in (("--seeds", args.seeds), ("--rounds", args.rounds)):
+        if v is not None and v < 1:
+            raise BenchError(f"{flag} must be a positive integer, got {v}")
+    for flag, v, unit in (("--timeout", args.timeout, "seconds"), ("--memory-limit", args.memory_limit, "GB")):
+        if v is not None and not (v > 0 and v != float("inf")):
+            raise BenchError(f"{flag} must be a positive number of {unit}, got {v}")
+    options = dict(methods=mfilter, seeds=args.seeds, rounds=args.rounds, device=args.device,
+                   timeout=args.timeout, memory_limit=args.memory_limit, executor=args.executor,
+                   slurm_partition=args.slurm_partition, max_parallel=args.max_parallel)
+    console = api.default_console()
     if args.dry_run:
+        from bench.estimate import total
+
+        s, ex, cases, est = api.plan(args.suite, results=args.results, **options)
         for c in cases:
             rnd = f" round={c.round}" if c.round else ""
-            console.print(f"{c.case_id}  {c.method:<14} n_per_axis={c.n_per_axis} seed={c.seed}{rnd}")
-        console.print(f"{len(cases)} cases")
+            e = est.get(c.case_id)
+            console.print(f"{c.case_id}  {c.method:<14} n_per_axis={c.n_per_axis} seed={c.seed}{rnd}  "
+                          f"estimate {e.label() if e else 'unknown'}", markup=False)
+        known, unknown = total(est)
+        from bench.progress import fmt_duration
+
+        console.print(f"{len(cases)} cases; estimated total ~{fmt_duration(known)}"
+                      + (f" (+{unknown} cases without an estimate)" if unknown else "")
+                      + " (estimates, not measurements)", markup=False)
         return 0
+    s, ex, cases, _ = api.plan(args.suite, results=args.results, estimate=False, **options)
     from bench import guard
 
     guard.probe(args.results)  # refuse before a case trains, not after
     with guard.RunLock(args.results, s.name, wait=args.wait):
-        return _run_locked(args, s, cases, device, executor, resume, console, escape)
-
-
-def _run_locked(args, s, cases, device, executor, resume, console, escape) -> int:
-    console.print(f"[bold]suite {escape(s.name)}[/]: {len(cases)} cases on {device} ({executor.name} executor); "
-                  f"results in {escape(str(args.results / s.name))}")
-    total = len(cases)
-    counter = {"i": 0, "open": None}
-
-    def progress(event, case, rec):
-        if event in ("start", "skip"):
-            counter["i"] += 1
-        if counter["open"] is not None and counter["open"] != case.case_id:
-            console.print("")  # another case reports while one line is open (parallel jobs)
-            counter["open"] = None
-        if event == "start":
-            console.print(f"[{counter['i']}/{total}] {case.case_id} ...", end=" ")
-            counter["open"] = case.case_id
-        elif event == "skip":
-            console.print(f"[{counter['i']}/{total}] {case.case_id} already recorded "
-                          f"({rec['status']}), skipped")
-        else:
-            if counter["open"] != case.case_id:
-                console.print(f"{case.case_id}:", end=" ")
-            console.print(escape(_one_line(rec)))  # errors may hold [brackets]
-            counter["open"] = None
-
-    state = executor.run(cases, args.results, resume=resume, progress=progress)
-    console.print(summary_table(state.done))
-    console.print(f"records: {escape(str(args.results / s.name))}")
-    if state.write_error:
+        console.print(f"[bold]suite {s.name}[/]: {len(cases)} cases on {cases[0].device if cases else '?'} "
+                      f"({ex.name} executor); results in {args.results / s.name}")
+        done = api.run(args.suite, results=args.results, resume=resume, console=console, **options)
+    state = api.run.last_state
+    console.print(summary_table(done))
+    console.print(f"records: {args.results / s.name}")
+    if getattr(state, "write_error", None):
         sys.stderr.write(f"bench: error: {' '.join(state.write_error.split())}\n")
         return 1
     if state.stop_requested:
@@ -230,17 +218,6 @@ def _run_locked(args, s, cases, device, executor, resume, console, escape) -> in
 
         report_cli.write_report(s.name, args.results, None, console)
     return 0
-
-
-def _one_line(rec: dict) -> str:
-    from bench.report.tables import fmt
-
-    m = rec.get("metrics", {})
-    st = rec.get("status")
-    if st != "ok":
-        return f"{st.upper()}: {rec.get('error')}"
-    return (f"ok  {fmt(m.get('step_ms'))} ms/step  temp {fmt(m.get('xla_temp_bytes'), 'bytes')}  "
-            f"rel_l2 {fmt(m.get('rel_l2'))}")
 
 
 def summary_table(records: list[dict]):
@@ -263,20 +240,23 @@ def summary_table(records: list[dict]):
         ok = g[g.status == "ok"]
         med = lambda c: (ok[c].dropna().median() if c in ok and ok[c].notna().any() else None)  # noqa: E731
         anyv = lambda c: (g[c].dropna().median() if c in g and g[c].notna().any() else None)  # noqa: E731
-        flops = anyv("flops_per_step")
+        flops = anyv("flops_per_step")  # with the method's loop correction (store.flatten)
+        calls = g["flops_uncounted_calls"].fillna("").astype(str) if "flops_uncounted_calls" in g else []
+        bound = ">= " if any(calls) else ""  # custom calls XLA does not count: a lower bound
         statuses = ",".join(sorted(set(g.status)))
         npts = str(int(g.n_points.dropna().iloc[0])) if g.n_points.notna().any() else "n/a"
         # escape: a variant label such as "spinn-lowrank [points=random]" is not rich markup
         t.add_row(f"{k[0]}{k[1]}", escape(str(k[2])), str(k[3]), npts,
                   fmt(med("step_ms")), fmt(anyv("compile_s")), fmt(anyv("xla_temp_bytes"), "bytes"),
                   fmt(med("peak_rss_bytes"), "bytes"), fmt(med("nvml_peak_bytes"), "bytes"),
-                  fmt(flops / 1e9 if flops else None), fmt(med("rel_l2")),
+                  (bound if flops else "") + fmt(flops / 1e9 if flops else None), fmt(med("rel_l2")),
                   f"{int((g.status != 'ok').sum())}/{len(g)}", statuses)
     return t
 
 
 def cmd_export(args) -> int:
-    from bench.store import load_records, records_frame
+    from bench.api import frame
+    from bench.store import load_records
 
     if not args.results.exists():
         raise BenchError(f"--results {str(args.results)!r} does not exist")
@@ -287,7 +267,7 @@ def cmd_export(args) -> int:
         raise BenchError("--format parquet needs -o FILE")
     if args.output is not None:
         check_output(args.output, "-o")
-    df = records_frame(recs)
+    df = frame(recs, args.what)
     if args.output is None:
         df.to_csv(sys.stdout, index=False)
     else:
@@ -360,7 +340,26 @@ def _join_dash_values(argv: list[str]) -> list[str]:
     return out
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "export": cmd_export}
+
+
+def cmd_gpu_check(args) -> int:
+    from bench import gpucheck
+
+    device = "gpu" if args.unpack is not None else resolve_device(args.device, ("jax",))
+    return gpucheck.main(args, device)
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "export": cmd_export, "gpu-check": cmd_gpu_check}
+
+
+def version_string() -> str:
+    """``pinnbench 0.1.0 (git <commit>)``: the package version and the checkout's commit."""
+    from bench import __version__
+    from bench.measure.env import git_commit
+
+    commit = git_commit()
+    return f"pinnbench {__version__}" + (f" (git {commit[:12]}{'-dirty' if commit.endswith('-dirty') else ''})"
+                                         if commit else "")
 
 
 def main(argv=None) -> int:

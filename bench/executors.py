@@ -80,8 +80,9 @@ def _stop_on_signals(state: RunState, on_second=None):
 
 class Executor:
     """``run(cases, results, resume, progress) -> RunState``; ``progress(event, case, rec)``
-    gets "skip", "start" and "done" events. ``state.done`` lists every record of the run
-    (skipped and new)."""
+    gets "skip", "start" and "done" events; a ``progress.tick(case, info)`` method, where there
+    is one, gets the live progress of the case in flight (local executor). ``state.done`` lists
+    every record of the run (skipped and new)."""
 
     name = "?"
 
@@ -96,7 +97,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def run(self, cases, results: Path, resume: bool = True, progress=None) -> RunState:
-        state = RunState()
+        state = RunState(on_tick=getattr(progress, "tick", None))
         clean_stale_tmp()
 
         def kill_current():
@@ -195,6 +196,9 @@ class SubmititExecutor(Executor):
 
     def __init__(self, cluster: str | None = None, partition: str | None = None,
                  max_parallel: int = 8, gpus_per_job: int = 1, poll_s: float = 0.5):
+        # submitit's import runs logging.config.dictConfig, which closes every logging handler
+        # the process already has (a notebook's, pytest's capture); NOCONFIG leaves them alone
+        os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
         try:
             import submitit  # noqa: F401
         except ImportError:

@@ -13,7 +13,10 @@ own stop rule (a ``stop`` step metric > 0).
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import time
 from dataclasses import dataclass
 
 from bench.measure.timing import Timer, chunk_size, no_gc, summarize
@@ -35,6 +38,38 @@ class LoopResult:
     resample_every: int
 
 
+#: the file a worker reports its live progress to (set by the runner; absent: no reports)
+PROGRESS_ENV = "PINNBENCH_PROGRESS"
+#: at most one progress report per this many seconds (a report is one small atomic write)
+PROGRESS_EVERY_S = 0.5
+
+
+class Reporter:
+    """Live progress of the case in flight, for the parent's display: ``{phase, step, steps,
+    loss, train_s, max_seconds}`` written atomically to ``$PINNBENCH_PROGRESS`` between
+    chunks (outside the step clock), at most every ``PROGRESS_EVERY_S``. A no-op without it."""
+
+    def __init__(self, case):
+        self.path = os.environ.get(PROGRESS_ENV) or None
+        self.case, self.last = case, -math.inf
+
+    def __call__(self, phase: str, step: int, loss: float, train_s: float, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.path is None or (not force and now - self.last < PROGRESS_EVERY_S):
+            return
+        self.last = now
+        info = {"phase": phase, "step": step, "steps": self.case.steps,
+                "loss": loss if math.isfinite(loss) else None, "train_s": train_s,
+                "max_seconds": self.case.max_seconds or None}
+        tmp = f"{self.path}.tmp"
+        try:
+            with open(tmp, "w") as fh:
+                json.dump(info, fh)
+            os.replace(tmp, self.path)
+        except OSError:  # progress is a courtesy: never fail a case over it
+            self.path = None
+
+
 def curve_extras(M, metrics) -> dict:
     """Step metrics a method asks to keep on the curve (``curve_keys``, e.g. causal min_w)."""
     return {k: float(metrics[k]) for k in getattr(M, "curve_keys", ()) if k in metrics}
@@ -48,13 +83,17 @@ def enter(rec: dict, phase: str, checkpoint=None) -> None:
         checkpoint()
 
 
-def train(case, M, rec, step, sync, resample, evaluate, state, batch, checkpoint=None) -> LoopResult:
+def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=None, checkpoint=None) -> LoopResult:
     """Run the training of one case. ``step(state, batch) -> (state, metrics)``;
     ``sync(tree)`` waits for the device; ``resample(done) -> batch`` draws new points;
-    ``evaluate(state) -> {rel_l2, ...}``; ``checkpoint()`` saves the partial record (at
-    each phase change). Fills ``rec["metrics"]`` and ``rec["curve"]``."""
+    ``evaluate(state) -> {rel_l2, ...}``. Fills ``rec["metrics"]`` and ``rec["curve"]``.
+    ``window`` (optional, e.g. ``bench.measure.nvml.TimedWindow``) gets ``enter()`` just before
+    and ``exit(k)`` just after every timed chunk of k steps, outside the step clock;
+    ``checkpoint()`` saves the partial record at each phase change."""
     m = rec["metrics"]
+    report = Reporter(case)
     enter(rec, "first_step", checkpoint)
+    report("first_step", 0, math.nan, 0.0, force=True)
     with Timer() as t_first:
         state, metrics = step(state, batch)
         sync((state, metrics))
@@ -93,10 +132,14 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, checkpoint
         k = min(K, case.steps - done)
         if resample_every:
             k = min(k, last_draw + resample_every - done)
+        if window is not None:
+            window.enter()
         with no_gc(), Timer() as t:
             for _ in range(k):
                 state, metrics = step(state, batch)
             sync((state, metrics))
+        if window is not None:
+            window.exit(k)
         done += k
         train_s += t.s
         if k == K:
@@ -106,6 +149,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, checkpoint
                 if len(samples) >= 2 * SAMPLE_CAP:
                     samples, stride = samples[::2], stride * 2
         loss = float(metrics["loss"])
+        report("train", done, loss, train_s)
         if not math.isfinite(loss):
             stop = "nan"
             break

@@ -31,6 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 POLL_S = 0.05
 
 
+#: seconds between two looks at the worker's live progress (``on_tick``)
+TICK_S = 0.5
+
+
 @dataclass
 class RunState:
     stop_requested: bool = False
@@ -40,6 +44,21 @@ class RunState:
     #: one line when a record could not be written (the sweep stopped; the record was kept
     #: where the line says)
     write_error: str | None = None
+    #: ``on_tick(case, info)``: the case in flight's phase (``compile`` ... ``train``), step,
+    #: loss and training time, about every ``TICK_S`` while it runs (bench.progress shows it)
+    on_tick: object = None
+
+
+def _live(opath: Path, ppath: Path) -> dict:
+    """What the worker last said of itself: its progress report, else its partial record's
+    phase (written after every phase), else that it is starting."""
+    for path in (ppath, opath):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        return info if path == ppath else {"phase": info.get("phase") or "start"}
+    return {"phase": "start"}
 
 
 def existing(results: Path, case: Case) -> dict | None:
@@ -121,11 +140,17 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
     kills0 = oom_kills()
     with tempfile.TemporaryDirectory(prefix=guard.tmp_prefix()) as tmp:
         cpath, opath = Path(tmp) / "case.json", Path(tmp) / "out.json"
+        ppath = Path(tmp) / "progress.json"
         cpath.write_text(json.dumps(case.to_dict()))
-        t0 = time.perf_counter()
+        env = worker_env(case)
+        if state.on_tick is not None:
+            from bench.loop import PROGRESS_ENV
+
+            env[PROGRESS_ENV] = str(ppath)
+        t0 = last_tick = time.perf_counter()
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.worker", str(cpath), str(opath)],
-            cwd=str(ROOT), env=worker_env(case), stdout=subprocess.PIPE,
+            cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
         state.current = proc
@@ -137,6 +162,9 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
                     break
                 except subprocess.TimeoutExpired:
                     pass
+                if state.on_tick is not None and time.perf_counter() - last_tick >= TICK_S:
+                    last_tick = time.perf_counter()
+                    state.on_tick(case, {**_live(opath, ppath), "wall_s": last_tick - t0})
                 rss = _tree_rss(proc.pid)
                 peak = max(peak, rss)
                 if limit and rss > limit:

@@ -165,6 +165,12 @@ def flatten(rec: dict) -> dict:
         "method_params": json.dumps(case.get("method_params") or {}, sort_keys=True, default=str),
         "pde_params": json.dumps(case.get("pde_params") or {}, sort_keys=True, default=str),
     }
+    from bench.measure.xla import step_flops
+
+    # the FLOPs every report shows: compiler count + the method's loop correction (raw count kept)
+    flops, calls = step_flops(m, rec.get("method"))
+    row.update(flops_per_step=flops, flops_per_step_xla=m.get("flops_per_step"),
+               flops_uncounted_calls=", ".join(calls))
     for k, v in m.items():
         if not isinstance(v, (list, dict)):
             row.setdefault(k, v)

@@ -512,6 +512,9 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
                 mcls = methods.get(mname)
             except pdes.UnknownName as e:
                 raise SuiteError(f"{where}: {e}") from None
+            missing = mcls.missing_requirement()
+            if missing:
+                raise SuiteError(f"{where}: {missing}")
             reason = mcls.supports(pde)
             if reason:
                 raise SuiteError(f"{where}: method {mname!r} cannot run PDE {pde.name!r}: {reason}")

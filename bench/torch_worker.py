@@ -168,7 +168,7 @@ def _train(torch, case, M, pde, state, batch, seeds, rec, sync, checkpoint=None)
         return new
 
     r = loop.train(case, M, rec, M.step, lambda _tree: sync(), resample, evaluate, state, batch,
-                   checkpoint)
+                   checkpoint=checkpoint)
     if r.stop == "nan":
         m["nan_step"] = r.done
         rec["status"], rec["error"] = "nan", f"loss became {r.loss} at step {r.done}"

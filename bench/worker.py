@@ -27,6 +27,7 @@ from pathlib import Path
 from bench import loop
 from bench.measure import env as menv
 from bench.measure import memory as mmem
+from bench.measure import nvml as mnvml
 from bench.measure.timing import Timer
 from bench.store import write_json_atomic
 from bench.suite import Case
@@ -173,13 +174,16 @@ def run_jax(case: Case, rec: dict, checkpoint) -> None:
     if sampler:
         sampler.start()
     try:
-        _train(jax, jnp, case, M, pde, compiled, (k_init, k_sample, k_eval), rec, checkpoint)
+        _train(jax, jnp, case, M, pde, compiled, (k_init, k_sample, k_eval), rec, checkpoint,
+               sampler.window if sampler else None)
     finally:
         if sampler:
             m.update(sampler.stop())
+            m.update(sampler.telemetry())
         else:
             m.update(nvml_peak_bytes=None, nvml_process_peak_bytes=None,
                      nvml_reason="not a GPU run (no NVIDIA device in use)")
+            m.update(mnvml.unavailable("not a GPU run (no NVIDIA device in use)"))
         m.update(mmem.jax_device_peak(device))
 
 
@@ -193,7 +197,7 @@ def _eval_points(jax, jnp, pde, key, n, dtype):
     return pts, ex
 
 
-def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
+def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint, window=None):
     m = rec["metrics"]
     k_init, k_sample, k_eval = keys
     init = jax.jit(M.init)
@@ -215,7 +219,7 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
     m["sample_s"] = t_s.s
     r = loop.train(case, M, rec, compiled, jax.block_until_ready,
                    lambda done: jax.block_until_ready(sample(jax.random.fold_in(k_sample, done))),
-                   evaluate, state, batch, checkpoint)
+                   evaluate, state, batch, window=window, checkpoint=checkpoint)
     stop, done, loss = r.stop, r.done, r.loss
     if stop == "nan":
         exact = _locate_nan(jax, compiled, init, sample, k_init, k_sample, r.resample_every, done)

@@ -38,18 +38,5 @@ def get(name: str) -> type[Method]:
 __all__ = ["Method", "REGISTRY", "get"]
 
 
-def _load_plugins() -> None:
-    """Out-of-tree methods: an entry point in the group ``pinnbench.methods`` (name -> class)."""
-    import warnings
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="pinnbench.methods"):
-        if ep.name in REGISTRY:
-            continue
-        try:
-            REGISTRY.add(ep.name, ep.load())
-        except Exception as e:  # a broken plugin must not break the harness
-            warnings.warn(f"pinnbench: method plugin {ep.name!r} failed to load: {e}", stacklevel=2)
-
-
-_load_plugins()
+# out-of-tree methods: entry points in the group ``pinnbench.methods`` (name -> Method subclass)
+REGISTRY.load_plugins("pinnbench.methods")

@@ -36,6 +36,8 @@ class Method:
     defaults: ClassVar[dict[str, Any]] = {}
     #: valid values for string parameters
     choices: ClassVar[dict[str, tuple]] = {"optimizer": ("adam",)}
+    #: optional packages the method needs beyond the core install: (import name, pip fix)
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self, pde: PDE, n_per_axis: int, params: dict | None = None,
                  dtype: str = "float32"):
@@ -65,6 +67,21 @@ class Method:
                     f"(valid: {', '.join(map(str, cls.choices[k]))})"
                 )
         return out
+
+    @classmethod
+    def missing_requirement(cls) -> str | None:
+        """None if every optional package in ``requires`` can be imported, else a one-line
+        reason naming the fix. Found with ``find_spec``: nothing is imported."""
+        import importlib.util
+
+        for module, fix in cls.requires:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):  # a broken or stubbed-out module counts as absent
+                found = False
+            if not found:
+                return f"method {cls.name!r} needs {module}, which is not installed: {fix}"
+        return None
 
     @classmethod
     def supports(cls, pde: PDE) -> str | None:

@@ -27,7 +27,7 @@ def _torch():
     try:
         import torch
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ValueError("method pinn-torch needs PyTorch (pip install 'pinnbench[torch]')") from e
+        raise ValueError(PinnTorch.missing_requirement() or f"method pinn-torch: {e}") from e
     return torch
 
 
@@ -96,6 +96,7 @@ class PinnTorch(Method):
     description = "vanilla PINN in PyTorch: MLP on (t, x), nested torch.autograd.grad"
     citation = "Raissi et al. 2019; same configuration as pinn (SPINN paper baseline)"
     framework = "torch"
+    requires = (("torch", "pip install torch==2.13.0 (the CPU wheel; or pip install -e '.[torch]')"),)
     points_kind = "random"
     defaults = {"width": 128, "depth": 4, "activation": "tanh", "engine": "autograd"}
     choices = {"optimizer": ("adam",), "activation": ("tanh", "sin", "gelu"),

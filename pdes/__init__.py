@@ -34,6 +34,10 @@ REGISTRY.add("nsm-poisson", NsmPoisson)
 REGISTRY.add("nsm-reaction", ReactionDiffusion)
 
 
+# out-of-tree PDEs: entry points in the group ``pinnbench.pdes`` (name -> PDE subclass)
+REGISTRY.load_plugins("pinnbench.pdes")
+
+
 def get(name: str) -> type[PDE]:
     return REGISTRY.get(name)
 

@@ -279,3 +279,19 @@ class Registry:
 
     def __contains__(self, name) -> bool:
         return name in self.items
+
+    def load_plugins(self, group: str) -> None:
+        """Add the out-of-tree entries of the entry-point ``group`` (name -> class), e.g.
+        ``pinnbench.methods`` or ``pinnbench.pdes`` in a plugin package's metadata. A name
+        already registered keeps its in-tree entry; a plugin that fails to load is skipped
+        with a warning (a broken plugin must not break the harness)."""
+        import warnings
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=group):
+            if ep.name in self.items:
+                continue
+            try:
+                self.add(ep.name, ep.load())
+            except Exception as e:
+                warnings.warn(f"pinnbench: {self.kind} plugin {ep.name!r} failed to load: {e}", stacklevel=2)

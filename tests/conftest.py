@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,3 +64,18 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason=reason)
     for it in gpu_items:
         it.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """One real ``bench run --suite smoke --device cpu --report`` for the whole test session
+    (about 25 s on 2 cores), run in a scratch directory: ``(cwd, completed process)``; the
+    records are under ``cwd / "results" / "smoke"``, the report under ``cwd / "reports"``.
+    Tests that use it only read what it wrote."""
+    cwd = tmp_path_factory.mktemp("smoke")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", "smoke", "--results",
+                        "results", "--device", "cpu", "--report"], cwd=cwd, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, f"{p.stdout[-2000:]}\n{p.stderr[-2000:]}"
+    return cwd, p

@@ -81,6 +81,7 @@ def baseline(tmp_path_factory):
     return tmp, values, json.loads((tmp / "bench.json").read_text())
 
 
+@pytest.mark.slow
 def test_bench_env_writes_json_with_memory_and_flops_and_autosaves(baseline):
     tmp, values, data = baseline
     (b,) = data["benchmarks"]
@@ -104,6 +105,7 @@ def _compare(baseline, sleep_ms):
                                              "--benchmark-min-rounds=15"], sleep_ms)
 
 
+@pytest.mark.slow
 def test_compare_env_passes_unmodified_code(baseline):
     out = _compare(baseline, PAD_MS)
     text = out.stdout + out.stderr
@@ -112,6 +114,7 @@ def test_compare_env_passes_unmodified_code(baseline):
     assert "Performance has regressed" not in text
 
 
+@pytest.mark.slow
 def test_compare_env_fails_on_a_crafted_slowdown(baseline):
     out = _compare(baseline, SLOW_MS)
     text = out.stdout + out.stderr

@@ -41,12 +41,13 @@ def bench(*args, env=None, check=False):
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    p = bench("run", "--suite", "smoke", "--results", str(results), "--device", "cpu", check=True)
-    return results, p
+def smoke(smoke_run):
+    """The session's one real smoke run (tests/conftest.py): (results dir, process)."""
+    cwd, p = smoke_run
+    return cwd / "results", p
 
 
+@pytest.mark.slow
 def test_smoke_runs_end_to_end_and_records_every_case(smoke):
     results, p = smoke
     recs = [json.loads(f.read_text()) for f in sorted((results / "smoke").glob("*.json"))]
@@ -66,6 +67,7 @@ def test_smoke_runs_end_to_end_and_records_every_case(smoke):
     assert "summary" in p.stdout and "records:" in p.stdout
 
 
+@pytest.mark.slow
 def test_export_rows_equal_the_records(smoke, tmp_path):
     results, _ = smoke
     out = tmp_path / "x.csv"
@@ -86,6 +88,7 @@ def test_export_rows_equal_the_records(smoke, tmp_path):
     assert len(pd.read_parquet(pq)) == 4
 
 
+@pytest.mark.slow
 def test_rerun_skips_recorded_cases(smoke):
     results, _ = smoke
     files = sorted((results / "smoke").glob("*.json"))
@@ -95,6 +98,7 @@ def test_rerun_skips_recorded_cases(smoke):
     assert {f: f.stat().st_mtime_ns for f in files} == before
 
 
+@pytest.mark.slow
 def test_killed_worker_becomes_an_error_record_and_the_suite_goes_on(tmp_path):
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY)

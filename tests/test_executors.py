@@ -64,6 +64,7 @@ def local_smoke(tmp_path_factory):
     return results, ids, runs
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_resumes_without_loss_or_duplicates(local_smoke):
     results, ids, runs = local_smoke
     (out1, recs1), (out2, recs2), (out3, recs3, rc3) = runs
@@ -84,6 +85,7 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(local_smoke):
     assert not list((results / "smoke").glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_submitit_local_executor_matches_local(local_smoke, tmp_path):
     results, ids, runs = local_smoke
     local = runs[-1][1]

@@ -65,6 +65,7 @@ def _files(results):
     return sorted((results / "drill").glob("*.json"))
 
 
+@pytest.mark.slow
 def test_drill(tmp_path, monkeypatch):
     path = tmp_path / "drill.toml"
     path.write_text(DRILL)

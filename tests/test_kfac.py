@@ -135,6 +135,7 @@ def test_kfac_star_lowers_the_loss():
     assert losses[-1] < 0.2 * losses[1]
 
 
+@pytest.mark.slow
 def test_kfac_reaches_paper_accuracy_on_small_poisson():
     """KFAC on K1 (Poisson 2-d), REFERENCES 4.6 hyper-parameters (the method's defaults),
     2-64-1 net, 900 interior / 120 boundary points (one fixed batch): rel. L2 < 2e-3 within

@@ -114,6 +114,7 @@ def test_complex_spectral_conv_is_a_complex_multiply_per_mode(n):
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_reaches_paper_accuracy_on_periodic_poisson():
     """REFERENCES 4.6: 16x16 modes, h = 32, depth 2, ReLU, batch 16: mean rel. L2 < 3e-2 within
     1000 steps (1.5e-2 at 750 steps measured on a 2-core CPU). Stops as soon as it gets there."""

@@ -22,6 +22,7 @@ import pytest
 
 from bench import worker
 from bench.measure import memory
+from bench.measure import nvml as mnvml
 from bench.suite import Case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,9 @@ class FakeNvml:
         self.name, self.driver, self.count = name, driver, count
         self.init_error, self.procs_error = init_error, procs_error
         self.mem_error = None
+        self.energy_mj, self.util_gpu = 0, 0       # GPU time: energy counter and utilisation
+        self.energy_error = self.util_error = None
+        self.graphics = []                          # graphics processes: list of pids
         self.uuids = [f"GPU-{i}a{i}b0000-1111-2222-3333-44445555666{i}".encode() for i in range(8)]
         self.calls: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -78,6 +82,23 @@ class FakeNvml:
             raise self.procs_error
         with self.lock:
             return [SimpleNamespace(pid=p, usedGpuMemory=m) for p, m in self.procs]
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        self._call("energy")
+        if self.energy_error is not None:
+            raise self.energy_error
+        with self.lock:
+            return self.energy_mj
+
+    def nvmlDeviceGetUtilizationRates(self, handle):
+        if self.util_error is not None:
+            raise self.util_error
+        with self.lock:
+            return SimpleNamespace(gpu=self.util_gpu, memory=0)
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, handle):
+        with self.lock:
+            return [SimpleNamespace(pid=p, usedGpuMemory=None) for p in self.graphics]
 
     def nvmlDeviceGetName(self, handle):
         return self.name
@@ -429,3 +450,150 @@ def test_worker_gpu_case_measures_device_memory(tmp_path):
     assert m["nvml_peak_bytes"] and m["nvml_peak_bytes"] >= m["nvml_baseline_bytes"]
     # without preallocation the allocator peak is the case's, far below the device's memory
     assert m["device_peak_bytes"] < 0.5 * m["device_limit_bytes"]
+    # GPU time: a value or the reason NVML gave none, never a made-up figure
+    for value, reason in (("nvml_energy_per_step_j", "nvml_energy_reason"),
+                          ("nvml_gpu_util_mean", "nvml_util_reason"),
+                          ("nvml_contaminated", "nvml_contamination_reason")):
+        assert value in m and reason in m
+        assert m[value] is not None or m[reason]
+    if m["nvml_energy_per_step_j"] is not None:
+        assert m["nvml_energy_per_step_j"] > 0 and m["nvml_energy_steps"] >= 1
+
+
+# -- fake NVML: GPU time over the timed chunks, foreign processes (bench.measure.nvml) ----------
+
+def test_energy_and_utilisation_count_the_timed_chunks_only(fake):
+    me = os.getpid()
+    fake.set(1000 * MiB, [(me, 900 * MiB)])
+    fake.energy_mj = 10_000_000
+    s = memory.NvmlSampler()
+    w = s.window
+    s.sample()                                 # outside a chunk: no utilisation sample
+    for chunk_mj, util, steps in ((5000, 80, 10), (3000, 60, 5)):
+        w.enter()
+        fake.energy_mj += chunk_mj
+        fake.util_gpu = util
+        s.sample()
+        w.exit(steps)
+        fake.energy_mj += 99_000               # evaluation between chunks: not counted
+        fake.util_gpu = 3
+        s.sample()
+    t = s.telemetry()
+    assert t["nvml_energy_j"] == pytest.approx(8.0)
+    assert t["nvml_energy_steps"] == 15
+    assert t["nvml_energy_per_step_j"] == pytest.approx(8.0 / 15)
+    assert t["nvml_energy_timed_s"] > 0
+    assert t["nvml_power_mean_w"] == pytest.approx(8.0 / t["nvml_energy_timed_s"])
+    assert t["nvml_gpu_util_samples"] == 2
+    assert t["nvml_gpu_util_mean"] == pytest.approx(70.0) and t["nvml_gpu_util_max"] == 80
+    assert t["nvml_energy_reason"] is None and t["nvml_util_reason"] is None
+    assert t["nvml_contaminated"] is False and t["nvml_foreign_pids"] == []
+
+
+@pytest.mark.parametrize("which", ["energy", "util"])
+def test_unsupported_gpu_time_is_null_with_the_reason(fake, which):
+    setattr(fake, f"{which}_error", pynvml.NVMLError_NotSupported())
+    s = memory.NvmlSampler()
+    s.window.enter()
+    fake.energy_mj += 500
+    s.sample()
+    s.window.exit(4)
+    t = s.telemetry()
+    if which == "energy":
+        assert t["nvml_energy_j"] is None and t["nvml_energy_per_step_j"] is None
+        assert "nvmlDeviceGetTotalEnergyConsumption" in t["nvml_energy_reason"]
+        assert "Not Supported" in t["nvml_energy_reason"]
+        assert t["nvml_gpu_util_samples"] == 1          # the other figure survives
+    else:
+        assert t["nvml_gpu_util_mean"] is None and t["nvml_gpu_util_samples"] == 0
+        assert "nvmlDeviceGetUtilizationRates" in t["nvml_util_reason"]
+        assert t["nvml_energy_j"] == pytest.approx(0.5)
+
+
+def test_no_timed_chunk_gives_no_gpu_time(fake):
+    s = memory.NvmlSampler()
+    s.sample()
+    t = s.telemetry()
+    assert t["nvml_energy_j"] is None and t["nvml_energy_reason"] == "no timed chunk ran"
+    assert t["nvml_gpu_util_mean"] is None and "no NVML sample" in t["nvml_util_reason"]
+
+
+@pytest.mark.parametrize("trace,graphics,want,foreign,why", [
+    ([[("me", 1)], [("me", 2)]], [], False, [], None),
+    ([[("me", 1)], [("me", 2), (OTHER_PID, 5)], [("me", 2)]], [], True, [OTHER_PID], "other process"),
+    ([[("me", 1)]], [OTHER_PID + 1], True, [OTHER_PID + 1], "other process"),      # a graphics client
+    ([[(OTHER_PID, 1)], [(OTHER_PID, 2)]], [], False, [], "PID namespace"),        # one PID: the worker
+    ([[(OTHER_PID, 1)], [(OTHER_PID, 2), (OTHER_PID + 7, 3)]], [], True,
+     [OTHER_PID, OTHER_PID + 7], "only one of them this worker"),
+    ([[], []], [], None, [], "cannot check"),
+], ids=["alone", "foreign-compute", "foreign-graphics", "pid-namespace-alone", "pid-namespace-two",
+        "nothing-listed"])
+def test_foreign_process_marks_the_whole_gpu_figures(fake, trace, graphics, want, foreign, why):
+    me = os.getpid()
+    fake.graphics = graphics
+    s = memory.NvmlSampler()
+    for procs in trace:
+        fake.set(2000 * MiB, [(me if p == "me" else p, m * MiB) for p, m in procs])
+        s.sample()
+    t = s.stop() | s.telemetry()
+    assert t["nvml_contaminated"] is want
+    assert t["nvml_foreign_pids"] == foreign
+    if why is None:
+        assert t["nvml_contamination_reason"] is None
+    else:
+        assert why in t["nvml_contamination_reason"]
+    assert t["nvml_peak_bytes"] == 2000 * MiB  # marked, never changed
+
+
+def test_unreadable_process_list_cannot_check(fake):
+    fake.procs_error = pynvml.NVMLError_NotSupported()
+    s = memory.NvmlSampler()
+    s.sample()
+    t = s.telemetry()
+    assert t["nvml_contaminated"] is None and "cannot check" in t["nvml_contamination_reason"]
+
+
+def test_without_nvml_every_gpu_time_field_is_null_with_the_reason(fake):
+    fake.init_error = pynvml.NVMLError_DriverNotLoaded()
+    s = memory.NvmlSampler()
+    t = s.telemetry()
+    assert s.window is None
+    assert set(t) == set(mnvml.FIELDS)
+    assert all(t[k] is None for k in ("nvml_energy_j", "nvml_gpu_util_mean", "nvml_contaminated"))
+    assert t["nvml_energy_reason"] == t["nvml_util_reason"] == s.reason
+
+
+def test_the_loop_opens_the_window_around_timed_chunks_only():
+    """enter/exit bracket every timed chunk: nothing else (first steps, evaluation, resampling)
+    happens inside, and the chunks' steps add up to the timed steps."""
+    from bench import loop
+
+    events, inside = [], {"on": False}
+
+    class Window:
+        def enter(self):
+            assert not inside["on"]
+            inside["on"] = True
+            events.append("enter")
+
+        def exit(self, k):
+            assert inside["on"]
+            inside["on"] = False
+            events.append(k)
+
+    def evaluate(state):
+        assert not inside["on"], "evaluation ran inside the timed window"
+        return {"rel_l2": 0.5}
+
+    def resample(done):
+        assert not inside["on"], "resampling ran inside the timed window"
+        return done
+
+    case = SimpleNamespace(steps=37, timing_samples=4, eval_every=0, max_seconds=0, target_rel_l2=0)
+    M = SimpleNamespace(params={"resample_every": 5}, curve_keys=())
+    rec = {"metrics": {}, "curve": []}
+    r = loop.train(case, M, rec, lambda s, b: (s + 1, {"loss": 1.0}), lambda x: x, resample, evaluate,
+                   0, 0, window=Window())
+    ks = [e for e in events if e != "enter"]
+    assert events == [x for k in ks for x in ("enter", k)]
+    assert r.done == 37 and sum(ks) == 37 - 2  # steps 1 and 2 run alone, untimed

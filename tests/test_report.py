@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +219,7 @@ def claims_file(tmp_path, rows: list[dict]) -> Path:
 def verdicts(tmp_path, records, rows):
     claims = mclaims.load_claims(claims_file(tmp_path, rows))
     aggs = mt.aggregate(records)
-    return {v.claim.claim_id: v for v in mclaims.evaluate_all(claims, aggs)}
+    return {v.claim.claim_id: v for v in mclaims.evaluate_all(claims, aggs, records)}
 
 
 def speed_pair(n, pinn_ms, spinn_ms, **kw):
@@ -317,17 +314,12 @@ def test_bad_claims_and_bad_cli_input(tmp_path, synth, capsys):
 # ---------------------------------------------------------------- a real smoke run
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """``bench run --suite smoke --report`` in a scratch directory (about 20 s on 2 cores)."""
-    cwd = tmp_path_factory.mktemp("smoke")
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    p = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", "smoke", "--results",
-                        "results", "--report"], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=600)
-    assert p.returncode == 0, p.stderr[-2000:]
-    return cwd
+def smoke(smoke_run):
+    """The session's one ``bench run --suite smoke --report`` (tests/conftest.py): its cwd."""
+    return smoke_run[0]
 
 
+@pytest.mark.slow
 def test_report_from_real_smoke_run(smoke):
     md = smoke / "reports" / "smoke.md"
     text = md.read_text()
@@ -395,7 +387,8 @@ def test_report_tables_only_the_claims_about_methods_run_here(tmp_path):
     assert "`spinn-fast`" in claims and "**reproduced**" in claims
     assert "kfac-fast" not in claims and "nsm-fast" not in claims
     assert "Not listed: 3 claim(s) about methods not run here (kfac: 2, nsm: 1)" in claims
-    assert "Summary: 1 reproduced, 0 not reproduced, 0 not measurable here" in claims
+    assert "Summary: 1 reproduced, 3 not listed (method not run here)." in claims
+    assert rep.claim_counts == {"reproduced": 1, "not listed (method not run here)": 3}
     assert len(rep.verdicts) == 4  # every claim is still evaluated (for `bench report` callers)
 
 
@@ -430,12 +423,18 @@ def test_report_baseline_defaults_to_the_suites_own(tmp_path):
     assert "Baseline for ratios: `pinn`" in rep.text
 
 
-def test_an_up_to_ratio_is_not_refuted_below_the_size_it_is_stated_at(tmp_path):
-    """'up to 62x' at 64 points per axis: 10x at 16 cannot refute it (not measurable); 10x at
-    64 does (not reproduced); 100x at 16 already reproduces it."""
+def test_a_ratio_stated_at_one_size_is_decided_there_or_by_a_rising_trend(tmp_path):
+    """'62x' stated at 64 points per axis: one smaller size decides nothing either way (10x and
+    100x at 16 are both not measurable); 10x at 64 refutes it; a ratio rising over two smaller
+    sizes to 100x gives a lower bound at 64 that reproduces it, a falling one does not."""
     claim = {"claim_id": "c", "metric": "speedup", "baseline_method": "pinn", "method": "spinn",
              "value": 62, "stated_n_per_axis": 64}
-    v = verdicts(tmp_path, speed_pair(16, 10.0, 1.0), [claim])["c"]
-    assert v.verdict == mclaims.NOT_MEASURABLE and "below the 64" in v.why
+    for pinn_ms in (10.0, 100.0):
+        v = verdicts(tmp_path, speed_pair(16, pinn_ms, 1.0), [claim])["c"]
+        assert v.verdict == mclaims.NOT_MEASURABLE and "stated at n/axis 64" in v.why
     assert verdicts(tmp_path, speed_pair(64, 10.0, 1.0), [claim])["c"].verdict == mclaims.NOT_REPRODUCED
-    assert verdicts(tmp_path, speed_pair(16, 100.0, 1.0), [claim])["c"].verdict == mclaims.REPRODUCED
+    rising = speed_pair(8, 20.0, 1.0) + speed_pair(16, 100.0, 1.0)
+    v = verdicts(tmp_path, rising, [claim])["c"]
+    assert v.verdict == mclaims.REPRODUCED and "rising with size" in v.why
+    falling = speed_pair(8, 200.0, 1.0) + speed_pair(16, 100.0, 1.0)
+    assert verdicts(tmp_path, falling, [claim])["c"].verdict == mclaims.NOT_MEASURABLE

@@ -204,8 +204,12 @@ def test_version_pins_match_pyproject():
     installs = [a for _, _, a in commands(load("gpu.yml")) if a[1:4] == ["-m", "pip", "install"]]
     wanted = {f"jax[{env['JAX_CUDA_EXTRA']}]=={env['JAX_VERSION']}", f"torch=={env['TORCH_VERSION']}"}
     assert any(wanted <= set(a) for a in installs), installs
-    ci_torch = [x for _, _, a in commands(load("ci.yml")) for x in a if x.startswith("torch")]
-    assert ci_torch == [str(torch_pin)]  # exact pin, CPU index: never a CUDA build on CI
+    # CI installs through .ci/run's own venv: torch comes from the test extra's exact pin, and
+    # the workflow puts the CPU wheel index on pip's path, so it is never a CUDA build
+    test_extra = [Requirement(d) for d in project["optional-dependencies"]["test"]]
+    assert [str(r) for r in test_extra if r.name == "torch"] == [str(torch_pin)]
+    ci_env = load("ci.yml")["jobs"]["test"]["env"]
+    assert ci_env["PIP_EXTRA_INDEX_URL"].rstrip("/").endswith("/whl/cpu")
 
 
 def test_require_gpu_turns_the_skip_into_an_error(tmp_path):

@@ -8,7 +8,9 @@
   sizes that cannot run).
 * ``peak_rss_bytes``: host peak resident set size of the worker process.
 
-Without an NVIDIA driver every NVML field is None and the reason is recorded.
+Without an NVIDIA driver every NVML field is None and the reason is recorded. GPU time (utilisation
+and energy over the timed chunks) and the foreign-process check ride on the same sampler
+(``bench.measure.nvml``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import resource
 import sys
 import threading
+
+from bench.measure import nvml as mnvml
 
 
 def peak_rss_bytes() -> int:
@@ -122,6 +126,8 @@ class NvmlSampler:
         self.available, self.reason = False, None
         self.device_peak = self.process_peak = self.device_baseline = None
         self.n_samples = 0
+        #: utilisation, energy and foreign processes over the timed chunks (None without NVML)
+        self.window: mnvml.TimedWindow | None = None
         self._stop = threading.Event()
         self._thread = None
         try:
@@ -134,6 +140,7 @@ class NvmlSampler:
             self.index = nvml_index(self.nv, cuda_ordinal)
             self.handle = self.nv.nvmlDeviceGetHandleByIndex(self.index)
             self.available = True
+            self.window = mnvml.TimedWindow(self.nv, self.handle, self.pid)
         except Exception as e:  # an index past the count, a MIG slice, a mask NVML cannot match
             self.reason = f"NVML not available for CUDA device {cuda_ordinal}: {type(e).__name__}: {e}".strip()
             try:
@@ -146,12 +153,21 @@ class NvmlSampler:
         self.device_peak = used if self.device_peak is None else max(self.device_peak, used)
         try:
             procs = self.nv.nvmlDeviceGetComputeRunningProcesses(self.handle)
+            listed = list(procs)
         except Exception:
-            procs = []
+            procs, listed = [], None
         for p in procs:
             mem = getattr(p, "usedGpuMemory", None)
             if p.pid == self.pid and mem is not None:
                 self.process_peak = mem if self.process_peak is None else max(self.process_peak, mem)
+        if self.window is not None:
+            if listed is not None:
+                try:  # a display server or other graphics client is a foreign process too
+                    listed += list(self.nv.nvmlDeviceGetGraphicsRunningProcesses(self.handle))
+                except Exception:
+                    pass
+            self.window.observe(None if listed is None else
+                                [(p.pid, getattr(p, "usedGpuMemory", None)) for p in listed])
         self.n_samples += 1
 
     def _run(self):
@@ -184,6 +200,13 @@ class NvmlSampler:
             except Exception:
                 pass
         return self.peaks()
+
+    def telemetry(self) -> dict:
+        """GPU utilisation and energy over the timed chunks, and the foreign-process check
+        (``bench.measure.nvml``); every field None with the reason where NVML is not there."""
+        if self.window is None:
+            return mnvml.unavailable(self.reason or "NVML not available")
+        return self.window.result()
 
     def peaks(self) -> dict:
         proc_reason = None

@@ -114,11 +114,9 @@ def write_report(suite_name, results_dir, out_path, console) -> Path:
 def cmd_report(args) -> int:
     rep = build_report(args.suite, args.results, args.out, args.baseline, args.claims,
                        not args.no_figures)
-    counts = {}
-    for v in rep.verdicts:
-        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    # the report's own count (markdown.claim_counts), so the two never disagree
     print(f"report: {rep.path} ({len(rep.figures)} figures; claims: "
-          + (", ".join(f"{n} {k}" for k, n in counts.items()) or "none") + ")")
+          + (", ".join(f"{n} {k}" for k, n in rep.claim_counts.items()) or "none") + ")")
     return 0
 
 

@@ -26,6 +26,8 @@ class Report:
     text: str
     figures: list[Path] = field(default_factory=list)
     verdicts: list = field(default_factory=list)
+    claim_counts: dict = field(default_factory=dict)
+    verdicts_csv: Path | None = None
 
 
 def slug(s: str, n: int = 40) -> str:
@@ -134,7 +136,10 @@ def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figd
         out += [summary, ""]
     out += ["Step time: median and IQR of the per-step timing samples pooled over repeats and "
             "seeds; errors: median over seeds; compile time, XLA bytes and FLOPs (compiler "
-            "estimate per step) are known even for a case that then failed."]
+            "estimate per step, plus the loop trips a method declares uncounted) are known even "
+            "for a case that then failed."]
+    if mt.flops_footnote(sec_aggs):
+        out += [mt.flops_footnote(sec_aggs)]
     if missing:
         out += [f"Memory sources with no value here (n/a throughout, left out): "
                 f"{', '.join(mt.MEMORY_SHORT[c] for c in missing)}."]
@@ -188,37 +193,55 @@ def results(aggs: pd.DataFrame, rows: pd.DataFrame, baseline: str, figdir: Path 
     return "\n".join(out), figs
 
 
-def claims_section(verdicts: list, claims_path: Path | None, methods_here=None) -> str:
+NOT_LISTED = "not listed (method not run here)"
+
+
+def claim_counts(verdicts: list, methods_here=None) -> dict:
+    """The one claims count, shown by the report and printed by ``bench report``: verdicts of the
+    claims about methods run here, plus the claims about methods not run here (``NOT_LISTED``)."""
+    here = None if methods_here is None else set(methods_here)
+    counts = Counter(v.verdict if here is None or v.claim.method in here else NOT_LISTED for v in verdicts)
+    return {k: counts[k] for k in (*mclaims.OUTCOMES, NOT_LISTED) if counts.get(k)}
+
+
+def claims_section(verdicts: list, claims_path: Path | None, methods_here=None, verdicts_csv: Path | None = None,
+                   md_dir: Path | None = None) -> str:
     """The claims beside the measurements. With ``methods_here``, only claims about a method run
     here are tabled; the others are counted in one line (their verdict would only say that the
     method was not run)."""
     out = ["## Claims", ""]
     if claims_path is None:
         return "\n".join(out + ["n/a: no claims file found (expected results/reference/claims.csv).", ""])
+    counts = claim_counts(verdicts, methods_here)
     others = []
     if methods_here is not None:
         here = set(methods_here)
         others = [v for v in verdicts if v.claim.method not in here]
         verdicts = [v for v in verdicts if v.claim.method in here]
-    counts = Counter(v.verdict for v in verdicts)
     out += [f"Published claims from `{claims_path.as_posix()}` beside the values measured here. "
-            "The verdict is computed from the records: *reproduced* when the best matching "
-            "measurement meets the published value, *not reproduced* when it does not, *not "
-            "measurable here* when no record can test it (a GPU claim on CPU records, a method or "
-            "size not run, a shorter training budget).", ""]
+            "Each claim states the setting it was made in (PDE parameters, size, dtype, network, "
+            "budget, method variant); only records in that setting decide it, and when two variants "
+            "of a method match, neither does. Verdicts: *reproduced* (meets a one-sided bound, or lies "
+            "in the band of a point figure), *exceeded* (better than that band), *not reproduced*, "
+            "*not measurable here* (no record in the claim's setting: the first setting that differs "
+            "is named) and *not comparable* (pinnbench measures another quantity). FLOPs include the "
+            "methods' loop corrections. *decided by* names the method and baseline records.", ""]
+    if verdicts_csv is not None:
+        rel = Path(os.path.relpath(verdicts_csv, md_dir)).as_posix() if md_dir else verdicts_csv.as_posix()
+        out += [f"The verdicts as CSV: [{rel}]({rel}).", ""]
     if others:
         by_method = Counter(v.claim.method for v in others)
         out += [f"Not listed: {len(others)} claim(s) about methods not run here ("
                 + ", ".join(f"{m}: {n}" for m, n in sorted(by_method.items()))
                 + "); a report on a suite that runs them evaluates them.", ""]
+    out += ["Summary: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "no claims in the file") + ".", ""]
     if not verdicts:
         return "\n".join(out + ["No published claim concerns the methods run here.", ""])
-    out += ["Summary: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in
-                                    (mclaims.REPRODUCED, mclaims.NOT_REPRODUCED, mclaims.NOT_MEASURABLE)), ""]
     rows = [{"claim": f"`{v.claim.claim_id}`", "metric": f"{v.claim.metric} ({v.claim.method}"
              + (f" vs {v.claim.baseline_method})" if v.claim.baseline_method else ")"),
              "published": v.claim.describe_value(), "claim's device": v.claim.device_class,
-             "measured": v.measured, "verdict": f"**{v.verdict}**", "why": v.why} for v in verdicts]
+             "measured": v.measured, "verdict": f"**{v.verdict}**", "why": v.why,
+             "decided by": v.decided_by} for v in verdicts]
     out += [mt.md_table(pd.DataFrame(rows)), "", "Sources:", ""]
     for v in verdicts:
         c = v.claim
@@ -291,8 +314,10 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
             f"`{baseline}`. Missing values are shown as n/a; failed cases as OOM, NaN, timeout "
             "or error.", ""]
     res, figs = results(aggs, rows, baseline, figdir if figures else None, md_dir)
-    verdicts = mclaims.evaluate_all(mclaims.load_claims(claims_path), aggs) if claims_path else []
-    text = "\n".join(head + [environment(records), res, claims_section(verdicts, claims_path, set(aggs["method"])),
+    verdicts = mclaims.evaluate_all(mclaims.load_claims(claims_path), aggs, records) if claims_path else []
+    here = set(aggs["method"])
+    vcsv = mclaims.write_verdicts(verdicts, figdir / "claims.csv") if verdicts else None
+    text = "\n".join(head + [environment(records), res, claims_section(verdicts, claims_path, here, vcsv, md_dir),
                              reproduce(suite, records, results_dir, out)])
     text = re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
     md_dir.mkdir(parents=True, exist_ok=True)
@@ -303,4 +328,4 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
     finally:  # no temporary file left behind on any error
         if tmp.exists() and tmp.is_file():
             tmp.unlink()
-    return Report(out, text, figs, verdicts)
+    return Report(out, text, figs, verdicts, claim_counts(verdicts, here), vcsv)

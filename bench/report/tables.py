@@ -89,7 +89,53 @@ def record_row(rec: dict) -> dict:
     }
     for c in COMPILE_COLUMNS + RUN_COLUMNS:
         row[c] = _num(m.get(c))
+    row.update(flops_row(rec))
     return row
+
+
+# ---------------------------------------------------------------- FLOPs (one definition: xla.step_flops)
+
+def flops_row(rec: dict) -> dict:
+    """``flops_per_step`` with the method's loop correction applied, and the custom calls it
+    leaves out (``flops_uncounted_calls``, "" when none: then the figure is not a lower bound)."""
+    from bench.measure.xla import step_flops
+
+    flops, calls = step_flops(rec.get("metrics") or {}, rec.get("method") or {})
+    return {"flops_per_step": _num(flops), "flops_uncounted_calls": ", ".join(calls)}
+
+
+def group_calls(g: pd.DataFrame) -> str:
+    """The uncounted custom calls of a group of records (union)."""
+    calls = {c.strip() for s in g.get("flops_uncounted_calls", []) for c in str(s or "").split(",")}
+    return ", ".join(sorted(c for c in calls if c))
+
+
+def flops_cell(a) -> str:
+    """GFLOP per step; ">= x" when custom calls were left out of the count."""
+    v = _num(a["flops_per_step"])
+    if v is None:
+        return "n/a"
+    return (">= " if a.get("flops_uncounted_calls") else "") + fmt(v / 1e9)
+
+
+def flops_ratio_bound(base_calls, calls) -> str:
+    """Which way an uncounted call biases baseline / method FLOPs: the method's makes the ratio an
+    upper bound ("<="), the baseline's a lower bound (">="), both: no bound ("~")."""
+    return {(False, False): "", (True, False): ">= ", (False, True): "<= ", (True, True): "~"}[
+        (bool(base_calls), bool(calls))]
+
+
+def flops_footnote(aggs: pd.DataFrame) -> str:
+    """One line naming the custom calls behind every ">=" FLOP figure; "" when there are none."""
+    if "flops_uncounted_calls" not in aggs:
+        return ""
+    parts = [f"{lab}: {c}" for lab, c in aggs.groupby("label")["flops_uncounted_calls"].agg(
+        lambda s: group_calls(pd.DataFrame({"flops_uncounted_calls": s}))).items() if c]
+    if not parts:
+        return ""
+    return ("GFLOP/step marked >= is a lower bound: XLA's cost analysis counts 0 FLOPs for the custom "
+            "calls " + "; ".join(parts) + ". Loop corrections declared by a method (flops_correction) "
+            "are included.")
 
 
 def records_rows(records: list[dict]) -> pd.DataFrame:
@@ -127,7 +173,7 @@ def aggregate(records: list[dict]) -> pd.DataFrame:
             "step_ms": step_ms, "step_ms_iqr": step_iqr, "samples": samples,
             "n_samples": len(samples), "steps": _median(g["steps"]),
             "case_ids": list(g["case_id"]), "seeds": sorted(set(g["seed"].dropna())),
-            "errors": [e for e in g["error"] if e],
+            "errors": [e for e in g["error"] if e], "flops_uncounted_calls": group_calls(g),
         })
         for c in COMPILE_COLUMNS:
             agg[c] = _median(g[c])
@@ -215,7 +261,7 @@ def results_table(aggs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         for c in mem:
             v = a[c]
             r[MEMORY_SHORT[c]] = fmt(v, "bytes") if c in COMPILE_COLUMNS else _fail_or(a, v, "bytes")
-        r["GFLOP/step"] = fmt(a["flops_per_step"] / 1e9 if _num(a["flops_per_step"]) is not None else None)
+        r["GFLOP/step"] = flops_cell(a)
         r["rel L2"] = _fail_or(a, a["rel_l2"])
         r["status"] = a["status_label"]
         rows.append(r)
@@ -266,6 +312,7 @@ def ratios(aggs: pd.DataFrame, baseline: str) -> pd.DataFrame:
                       "n_points": a["n_points"], "base_n_points": b["n_points"]})
             for name, col in RATIO_FIELDS:
                 r[name] = ratio_value(b[col], a[col])
+            r["flops_bound"] = flops_ratio_bound(b.get("flops_uncounted_calls"), a.get("flops_uncounted_calls"))
             r["p_value"] = mann_whitney(b["samples"], a["samples"])
             r["n_samples"] = (len(b["samples"]), len(a["samples"]))
             out.append(r)
@@ -292,7 +339,8 @@ def ratio_table(rat: pd.DataFrame) -> pd.DataFrame:
                 big[c] = "n/a"
             else:
                 i = vals.idxmax()
-                big[c] = f"**{fmt(vals[i], 'ratio')}** (n={fmt(g.loc[i, 'n_per_axis'], 'int')})"
+                bound = (g.loc[i].get("flops_bound") or "") if c == "FLOP ratio" else ""
+                big[c] = f"**{bound}{fmt(vals[i], 'ratio')}** (n={fmt(g.loc[i, 'n_per_axis'], 'int')})"
         big["Mann-Whitney p (step time)"] = ""
         rows.append(big)
     return pd.DataFrame(rows)
@@ -301,7 +349,7 @@ def ratio_table(rat: pd.DataFrame) -> pd.DataFrame:
 def _ratio_cell(r, col) -> str:
     v = r[col]
     if v is not None and not (isinstance(v, float) and math.isnan(v)):
-        return fmt(v, "ratio")
+        return (r.get("flops_bound") or "" if col == "FLOP ratio" else "") + fmt(v, "ratio")
     if col == "FLOP ratio" or col in ("mem XLA temp", "mem XLA total"):
         return "n/a"
     if r["base_failure"]:
