@@ -33,9 +33,10 @@ def _check_positive(name: str, value, integer: bool = False) -> None:
 def plan(suite: str, *, results: str | Path | None = DEFAULT_RESULTS, methods: list[str] | None = None,
          seeds: int | None = None, rounds: int | None = None, device: str = "auto",
          timeout: float | None = None, memory_limit: float | None = None, executor: str = "local",
-         estimate: bool = True, **executor_options):
-    """The cases a run would execute, in run order, and their time estimates
-    (``{case_id: bench.estimate.Estimate}``; empty if ``estimate`` is false)."""
+         estimate: bool = True, flops: bool = True, **executor_options):
+    """The suite, its executor, the cases a run would execute (in run order) and their time
+    estimates (``{case_id: bench.estimate.Estimate}``; empty if ``estimate`` is false;
+    ``flops=False`` skips the FLOP pass, which lowers every case in a helper process)."""
     from bench import executors
     from bench import suite as msuite
 
@@ -60,22 +61,27 @@ def plan(suite: str, *, results: str | Path | None = DEFAULT_RESULTS, methods: l
     if estimate:
         from bench.estimate import estimate_cases
 
-        est = estimate_cases(cases, Path(results) / s.name if results is not None else None)
+        est = estimate_cases(cases, Path(results) / s.name if results is not None else None, flops=flops)
     return s, ex, cases, est
 
 
 def run(suite: str, *, results: str | Path = DEFAULT_RESULTS, resume: bool = True, rerun_stale: bool = False,
-        console=None, progress: bool = True, **options) -> list[dict]:
+        wait: bool = False, console=None, progress: bool = True, **options) -> list[dict]:
     """Run a suite (resuming by default) and return every record of it, skipped ones too.
     ``rerun_stale``: also re-run recorded cases made by another git commit or other package
     versions (``store.stale_reason``; by default they are reused, and the skip line says so).
     ``options`` as for ``plan``. Progress goes to ``console`` (a rich Console; default stdout),
-    live on a terminal, plain lines elsewhere; ``progress=False`` shows nothing."""
+    live on a terminal, plain lines elsewhere; ``progress=False`` shows nothing.
+    Before any case, the results directory is probed (a record must be writable there) and
+    locked for this suite (``bench.guard``): a second run on it refuses, or with ``wait``
+    waits for the first."""
+    from bench import guard
     from bench.progress import RunProgress
     from bench.store import code_version, stale_reason
 
     results = Path(results)
-    s, ex, cases, est = plan(suite, results=results, **options)
+    # records and budgets only: the FLOP pass would delay the first case (dry runs have it)
+    s, ex, cases, est = plan(suite, results=results, flops=False, **options)
     current = code_version()
     if rerun_stale:
         ex.rerun_stale = current
@@ -83,8 +89,10 @@ def run(suite: str, *, results: str | Path = DEFAULT_RESULTS, resume: bool = Tru
         console = default_console()
     prog = RunProgress(console, cases, est, skip_note=lambda rec: stale_reason(rec, current)) \
         if progress else None
+    guard.probe(results)  # refuse before a case trains, not after
     try:
-        state = ex.run(cases, results, resume=resume, progress=prog)
+        with guard.RunLock(results, s.name, wait=wait):
+            state = ex.run(cases, results, resume=resume, progress=prog)
     finally:
         if prog is not None:
             prog.close()

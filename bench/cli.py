@@ -61,6 +61,8 @@ def build_parser() -> Parser:
     r.add_argument("--dry-run", action="store_true",
                    help="list the cases with time estimates and exit (nothing runs)")
     r.add_argument("--report", action="store_true", help="write the suite's report after the run")
+    r.add_argument("--wait", action="store_true", help="if another run holds the results directory for "
+                                                      "this suite, wait for it instead of refusing")
 
     e = sub.add_parser("export", help="write the records as a table (CSV or Parquet)")
     e.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -198,15 +200,17 @@ def cmd_run(args) -> int:
                       + " (estimates, not measurements)", markup=False)
         return 0
     s, ex, cases, _ = api.plan(args.suite, results=args.results, estimate=False, **options)
-    console.print(f"[bold]suite {s.name}[/]: {len(cases)} cases on {cases[0].device if cases else '?'} "
-                  f"({ex.name} executor); results in {args.results / s.name}")
     from rich.markup import escape
 
+    from bench import guard
     from bench.store import code_version, stale_reason
 
     current = code_version()
+    guard.probe(args.results)  # before the header line: a refusal is the only output
+    console.print(f"[bold]suite {s.name}[/]: {len(cases)} cases on {cases[0].device if cases else '?'} "
+                  f"({ex.name} executor); results in {args.results / s.name}")
     done = api.run(args.suite, results=args.results, resume=resume, console=console,
-                   rerun_stale=args.rerun_stale, **options)
+                   rerun_stale=args.rerun_stale, wait=args.wait, **options)  # probes and locks too
     state = api.run.last_state
     console.print(summary_table(done))
     stale = [r for r in done if stale_reason(r, current)]  # reused records made by other code
@@ -216,6 +220,9 @@ def cmd_run(args) -> int:
                              + (f"; and {len(why) - 1} more" if len(why) > 1 else "")
                              + "); --rerun-stale re-runs them"))
     console.print(f"records: {args.results / s.name}")
+    if getattr(state, "write_error", None):
+        sys.stderr.write(f"bench: error: {' '.join(state.write_error.split())}\n")
+        return 1
     if state.stop_requested:
         console.print("[yellow]interrupted: records written so far are kept; rerun to resume[/]")
         return 130
@@ -272,18 +279,83 @@ def cmd_export(args) -> int:
     recs = load_records(args.results, args.suite)
     if not recs:
         raise BenchError(f"no records under {args.results}" + (f" for suite {args.suite!r}" if args.suite else ""))
+    if args.format == "parquet" and args.output is None:
+        raise BenchError("--format parquet needs -o FILE")
+    if args.output is not None:
+        check_output(args.output, "-o")
     df = frame(recs, args.what)
-    if args.format == "parquet":
-        if args.output is None:
-            raise BenchError("--format parquet needs -o FILE")
-        df.to_parquet(args.output, index=False)
-    elif args.output is None:
+    if args.output is None:
         df.to_csv(sys.stdout, index=False)
     else:
-        df.to_csv(args.output, index=False)
+        write_atomic(args.output, lambda tmp: (df.to_parquet(tmp, index=False) if args.format == "parquet"
+                                               else df.to_csv(tmp, index=False)), "-o")
     if args.output is not None:
         print(f"{len(df)} rows -> {args.output}", file=sys.stderr)
     return 0
+
+
+def check_output(path: Path, flag: str, make_parents: bool = False) -> None:
+    """Refuse (one line) an output file that cannot be written: a missing parent directory
+    (unless ``make_parents``: then the nearest existing one must be a writable directory), a
+    directory, a parent that is not a directory, no write permission."""
+    import os
+
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise BenchError(f"{flag} {str(path)!r} is a directory (give a file name)")
+    if make_parents:
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    if not parent.exists():
+        raise BenchError(f"{flag} {str(path)!r}: the directory {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise BenchError(f"{flag} {str(path)!r}: {str(parent)!r} is not a directory")
+    if path.exists() and not path.is_file():
+        raise BenchError(f"{flag} {str(path)!r} is not a regular file")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BenchError(f"{flag} {str(path)!r} is not writable (permission denied)")
+
+
+def write_atomic(path: Path, write, flag: str) -> None:
+    """``write(tmp)`` into a temporary file beside ``path``, then rename it over ``path``; on
+    any failure the temporary file is removed and the error is one line."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise BenchError(f"{flag} {str(path)!r}: cannot write ({e.strerror or e})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+#: options whose value may start with "-" (a negative threshold is an error to report, not a flag)
+VALUE_MAY_START_WITH_DASH = ("--threshold",)
+
+
+def _join_dash_values(argv: list[str]) -> list[str]:
+    """``--threshold -5%`` -> ``--threshold=-5%``: argparse takes a value that starts with "-"
+    and is not a plain negative number for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in VALUE_MAY_START_WITH_DASH and i + 1 < len(argv) and argv[i + 1].startswith("-") \
+                and argv[i + 1] not in ("-h", "--help") and not argv[i + 1].startswith("--"):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 
 
 def cmd_gpu_check(args) -> int:
@@ -307,6 +379,7 @@ def version_string() -> str:
 
 
 def main(argv=None) -> int:
+    argv = _join_dash_values(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
     try:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench import store
 from bench.errors import BenchError
+from bench.guard import clean_stale_tmp
 from bench.runner import ROOT, RunState, _kill, existing, run_case
 from bench.suite import Case
 
@@ -105,6 +106,7 @@ class LocalExecutor(Executor):
 
     def run(self, cases, results: Path, resume: bool = True, progress=None) -> RunState:
         state = RunState(on_tick=getattr(progress, "tick", None))
+        clean_stale_tmp()
 
         def kill_current():
             if state.current is not None:
@@ -126,11 +128,30 @@ class LocalExecutor(Executor):
                 rec["runner"]["executor"] = "local"
                 if state.interrupts > 1:
                     break  # killed on purpose: do not record a half case
-                store.write_record(results, rec)
                 state.done.append(rec)
+                if not save(results, rec, state):
+                    break  # the next record would not be written either: stop cleanly
                 if progress:
                     progress("done", case, rec)
         return state
+
+
+def save(results: Path, rec: dict, state: RunState | None = None) -> bool:
+    """Write ``rec``; when that fails (disk full, read-only, a directory in the way), keep the
+    measurement (``store.keep_unsaved``), put the one-line reason in ``state.write_error`` and
+    return False."""
+    try:
+        store.write_record(results, rec)
+        return True
+    except (OSError, ValueError) as e:
+        where = store.keep_unsaved(results, rec, e)
+        why = f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}"
+        msg = (f"could not write the record of {rec.get('case_id')} under {str(results)!r} ({why}); "
+               f"the measurement is kept in {where}")
+        if state is not None:
+            state.write_error = msg
+            state.stop_requested = True
+        return False
 
 
 def submitit_job(case_dict: dict, results: str) -> str:
@@ -152,7 +173,9 @@ def submitit_job(case_dict: dict, results: str) -> str:
     except Exception:
         job_id = None
     rec["runner"].update(executor="submitit", job_id=job_id)
-    store.write_record(Path(results), rec)
+    js = RunState()
+    if not save(Path(results), rec, js):
+        raise RuntimeError(js.write_error)
     return rec["status"]
 
 
@@ -288,7 +311,7 @@ class SubmititExecutor(Executor):
                    "status": "error", "error": f"submitit job {job.job_id} failed: {msg}",
                    "metrics": {}, "curve": [], "env": {}, "phase": "start",
                    "runner": {"executor": "submitit", "job_id": str(job.job_id)}}
-            store.write_record(results, rec)
+            save(results, rec)
         return rec
 
 

@@ -75,15 +75,24 @@ def curve_extras(M, metrics) -> dict:
     return {k: float(metrics[k]) for k in getattr(M, "curve_keys", ()) if k in metrics}
 
 
-def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=None) -> LoopResult:
+def enter(rec: dict, phase: str, checkpoint=None) -> None:
+    """Enter ``phase``: the partial record on disk names it, so a kill or a timeout in it is
+    reported in the right phase."""
+    rec["phase"] = phase
+    if checkpoint is not None:
+        checkpoint()
+
+
+def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=None, checkpoint=None) -> LoopResult:
     """Run the training of one case. ``step(state, batch) -> (state, metrics)``;
     ``sync(tree)`` waits for the device; ``resample(done) -> batch`` draws new points;
     ``evaluate(state) -> {rel_l2, ...}``. Fills ``rec["metrics"]`` and ``rec["curve"]``.
     ``window`` (optional, e.g. ``bench.measure.nvml.TimedWindow``) gets ``enter()`` just before
-    and ``exit(k)`` just after every timed chunk of k steps, outside the step clock."""
+    and ``exit(k)`` just after every timed chunk of k steps, outside the step clock;
+    ``checkpoint()`` saves the partial record at each phase change."""
     m = rec["metrics"]
     report = Reporter(case)
-    rec["phase"] = "first_step"
+    enter(rec, "first_step", checkpoint)
     report("first_step", 0, math.nan, 0.0, force=True)
     with Timer() as t_first:
         state, metrics = step(state, batch)
@@ -92,7 +101,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
     train_s, done, samples = t_first.s, 1, []
     resample_every = int(M.params.get("resample_every", 0) or 0)
     last_draw, draws = 0, []
-    rec["phase"] = "train"
+    enter(rec, "train", checkpoint)
     loss = float(metrics["loss"])
     stop = None if math.isfinite(loss) else "nan"
     rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **curve_extras(M, metrics),

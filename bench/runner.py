@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import store
+from bench import guard, sizes, store
 from bench.errors import BenchError
 from bench.suite import Case
 
@@ -42,6 +42,9 @@ class RunState:
     interrupts: int = 0
     current: subprocess.Popen | None = None
     done: list = field(default_factory=list)
+    #: one line when a record could not be written (the sweep stopped; the record was kept
+    #: where the line says)
+    write_error: str | None = None
     #: ``on_tick(case, info)``: the case in flight's phase (``compile`` ... ``train``), step,
     #: loss and training time, about every ``TICK_S`` while it runs (bench.progress shows it)
     on_tick: object = None
@@ -64,7 +67,7 @@ def existing(results: Path, case: Case, set_aside: bool = False) -> dict | None:
     counts as absent; with ``set_aside`` (``run``, about to re-run the case) it is renamed to
     ``*.corrupt-<time>`` and a line on stderr says so, else it is left alone with a warning."""
     path = store.record_path(results, case.suite, case.case_id)
-    if not path.exists():
+    if not path.is_file():  # absent, or not a file (a directory named <case_id>.json)
         return None
     try:
         return store.parse_record(path)
@@ -104,20 +107,15 @@ def die_with_parent() -> None:
 
 
 def oom_kills() -> int | None:
-    """The kernel's count of OOM kills (cgroup v2 ``memory.events`` of this process's cgroup
-    if readable, else ``/proc/vmstat``); None where neither exists."""
+    """The kernel's count of OOM kills in this process's cgroup (cgroup v2 ``memory.events``);
+    None where it cannot be read. The host-wide ``/proc/vmstat`` count is no substitute: an OOM
+    kill anywhere else on the host during a case would label that case ``oom``."""
     try:
         cg = Path("/proc/self/cgroup").read_text().strip().splitlines()[-1].split(":", 2)[2]
         for line in Path(f"/sys/fs/cgroup{cg}/memory.events").read_text().splitlines():
             if line.startswith("oom_kill "):
                 return int(line.split()[1])
     except (OSError, IndexError, ValueError):
-        pass
-    try:
-        for line in Path("/proc/vmstat").read_text().splitlines():
-            if line.startswith("oom_kill "):
-                return int(line.split()[1])
-    except OSError:
         pass
     return None
 
@@ -150,8 +148,11 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
     """Run one case in a worker process and return its record (never raises for the case)."""
     state = state or RunState()
     limit = int(case.memory_limit_gb * 2**30) if case.memory_limit_gb else 0
+    too_big = sizes.oom_record(case)  # an impossible size never starts a worker
+    if too_big is not None:
+        return too_big
     kills0 = oom_kills()
-    with tempfile.TemporaryDirectory(prefix="pinnbench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=guard.tmp_prefix()) as tmp:
         cpath, opath = Path(tmp) / "case.json", Path(tmp) / "out.json"
         ppath = Path(tmp) / "progress.json"
         cpath.write_text(json.dumps(case.to_dict()))
@@ -226,6 +227,9 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
             else:
                 rec["status"] = "error"
                 rec["error"] = f"worker killed by signal {name} in phase {phase!r}"
+                if -rc == signal.SIGKILL and (kills0 is None or kills1 is None):
+                    rec["error"] += (f" (killed by signal {-rc}; no cgroup OOM counter to tell an OOM "
+                                     "kill)")
             rec["signal"] = name
         else:
             rec["status"] = "error"

@@ -100,8 +100,28 @@ def record_path(results: Path, suite: str, case_id: str) -> Path:
 def write_record(results: Path, record: dict) -> Path:
     record = {"schema": SCHEMA_VERSION, **record}
     path = record_path(results, record["suite"], record["case_id"])
+    root = Path(os.path.abspath(results))
+    if Path(os.path.abspath(path)).parent.parent != root:  # a suite or case id with "/" or ".."
+        raise ValueError(f"record path {str(path)!r} is not a file of one suite directory of {str(results)!r}")
     write_json_atomic(path, record)
     return path
+
+
+def keep_unsaved(results: Path, record: dict, exc: BaseException) -> str:
+    """A record that could not be written to ``results`` (``exc``): keep the measurement in
+    ``<results>.unsaved/<suite>--<case_id>.json`` next to the results directory, else print it
+    as one JSON line on stderr. Returns where it went (for the one-line message)."""
+    record = {"schema": SCHEMA_VERSION, **record,
+              "unsaved": {"results": str(results), "error": f"{type(exc).__name__}: {exc}"}}
+    name = f"{record.get('suite')}--{record.get('case_id')}.json".replace("/", "_").lstrip(".")
+    dest = Path(os.path.abspath(results)).with_name(f"{Path(os.path.abspath(results)).name}.unsaved") / name
+    try:
+        write_json_atomic(dest, record)
+        return str(dest)
+    except (OSError, ValueError, TypeError):
+        sys.stderr.write(json.dumps(_clean(record), default=str) + "\n")
+        sys.stderr.flush()
+        return "stderr (one JSON line above)"
 
 
 class BadRecord(ValueError):
@@ -129,6 +149,21 @@ def set_aside(path: Path) -> Path:
     return dest
 
 
+#: parts of a record that readers index into, and the type each must have when present
+RECORD_PARTS = {"case": dict, "metrics": dict, "env": dict, "size": dict, "method": dict, "curve": list,
+                "runner": dict}
+
+
+def well_formed(rec) -> bool:
+    """Whether ``rec`` has the structure of a record (a JSON document that parses can still be
+    a list, or a record whose ``metrics`` is a number: readers would crash on it)."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("case_id"), str) or rec.get("status") not in STATUSES:
+        return False
+    if not isinstance(rec.get("suite", ""), str):
+        return False
+    return all(rec.get(k) is None or isinstance(rec[k], t) for k, t in RECORD_PARTS.items())
+
+
 #: the old name of set_aside
 quarantine = set_aside
 
@@ -154,6 +189,8 @@ def parse_record(path: Path) -> dict:
         raise BadRecord(path, "corrupt", f"does not parse as JSON ({type(e).__name__})") from None
     if not isinstance(rec, dict) or "case_id" not in rec or "status" not in rec:
         raise BadRecord(path, "foreign", "valid JSON but not a pinnbench record (no case_id/status)")
+    if not well_formed(rec):
+        raise BadRecord(path, "corrupt", "a record whose structure is wrong (a part of the wrong type)")
     return check_schema(rec, path)
 
 
@@ -179,7 +216,7 @@ def load_records(results: Path, suite: str | None = None) -> list[dict]:
         return []
     out = []
     for path in sorted(root.rglob("*.json")):
-        if path.name.startswith(".") or "reference" in path.parts:
+        if path.name.startswith(".") or "reference" in path.parts or not path.is_file():
             continue
         rec = read_record(path)
         if rec is not None:

@@ -21,10 +21,14 @@ valid choices.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
 import math
+import os
+import re
+import stat
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -140,11 +144,43 @@ def available_suites() -> dict[str, Path]:
     return {p.stem: p for p in sorted(SUITES_DIR.glob("*.toml"))}
 
 
+def _path_problem(p: Path) -> str | None:
+    """Why ``p`` cannot be read as a suite file (None when it is a readable regular file)."""
+    try:
+        st = os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        if e.errno == errno.ENOENT and os.path.islink(p):
+            return f"is a broken symbolic link (to {os.readlink(p)!r})"
+        if e.errno == errno.ENOENT:
+            return "does not exist"
+        if e.errno == errno.ENOTDIR:
+            return "does not exist (a part of the path is a file, not a directory)"
+        return f"cannot be read: {e.strerror or e}"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory, not a suite file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
+                "a character device" if stat.S_ISCHR(st.st_mode) else
+                "a block device" if stat.S_ISBLK(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        return f"is {kind}, not a suite file"
+    if st.st_size > MAX_SUITE_BYTES:
+        return f"is {st.st_size} bytes, more than a suite file can be ({MAX_SUITE_BYTES} bytes)"
+    return None
+
+
+#: a suite file is a few kB; anything far larger is not one (and is not read into memory)
+MAX_SUITE_BYTES = 4 * 2**20
+
+
 def resolve(name_or_path: str) -> Path:
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
-        if not p.is_file():
-            raise SuiteError(f"suite file {name_or_path!r} does not exist")
+    if p.suffix == ".toml" or os.path.lexists(p) or os.sep in str(name_or_path):
+        problem = _path_problem(p)
+        if problem:
+            raise SuiteError(f"suite file {name_or_path!r} {problem}")
         return p
     suites = available_suites()
     if name_or_path not in suites:
@@ -154,18 +190,38 @@ def resolve(name_or_path: str) -> Path:
     return suites[name_or_path]
 
 
+def suite_name(stem: str) -> str:
+    """The suite name a file stem gives, safe as one directory name inside ``--results``:
+    characters other than letters, digits, ``_``, ``-`` and ``.`` become ``_``, leading dots
+    are dropped (no ``..``, no hidden directory); an empty name becomes ``suite``."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem).lstrip(".")
+    return name[:100] or "suite"
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+#: deepest nesting of arrays/tables a suite may have (real suites nest 3 levels)
+MAX_DEPTH = 32
+
+
 def load(name_or_path: str, device: str = "cpu", methods_filter: list[str] | None = None,
          seeds: int | None = None, rounds: int | None = None) -> Suite:
     path = resolve(name_or_path)
     try:
-        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+        data = path.read_bytes()
+        if data.startswith(UTF8_BOM):
+            raise SuiteError(f"suite {path.name}: the file starts with a UTF-8 byte-order mark (BOM), "
+                             "which TOML does not allow; save it as UTF-8 without BOM")
+        raw = tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise SuiteError(f"suite {path.name}: malformed TOML: {e}") from None
-    except UnicodeDecodeError:
-        raise SuiteError(f"suite {path.name}: not a UTF-8 text file") from None
-    except OSError as e:
-        raise SuiteError(f"suite {path.name}: cannot read: {e.strerror or e}") from None
-    return parse(raw, path.stem, path, device, methods_filter, seeds, rounds)
+    except UnicodeDecodeError as e:
+        raise SuiteError(f"suite {path.name}: not a UTF-8 text file (byte {e.start})") from None
+    except RecursionError:
+        raise SuiteError(f"suite {path.name}: arrays or tables nested too deeply for the TOML "
+                         f"parser (a suite nests at most {MAX_DEPTH} levels)") from None
+    except (OSError, MemoryError) as e:
+        raise SuiteError(f"suite {path.name}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    return parse(raw, suite_name(path.stem), path, device, methods_filter, seeds, rounds)
 
 
 #: sanity bounds that keep a typo from expanding into millions of cases or overflowing a seed
@@ -182,6 +238,28 @@ def parse(raw: dict, name: str, path: Path | None = None, device: str = "cpu",
     where = f"suite {name}"
     if not isinstance(raw, dict):
         raise SuiteError(f"{where}: the top level must be a table of keys")
+    try:
+        _check_depth(raw, where)
+        return _parse(raw, name, path, device, methods_filter, seeds, rounds)
+    except RecursionError:
+        raise SuiteError(f"{where}: nested too deeply (at most {MAX_DEPTH} levels)") from None
+
+
+def _check_depth(v, where: str) -> None:
+    """Refuse documents nested deeper than MAX_DEPTH (iteratively: no recursion limit)."""
+    stack = [(v, 0, "")]
+    while stack:
+        x, d, key = stack.pop()
+        if d > MAX_DEPTH:
+            raise SuiteError(f"{where}: key {key or '?'!r} is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(x, dict):
+            stack.extend((y, d + 1, f"{key}.{k}" if key else str(k)) for k, y in x.items())
+        elif isinstance(x, list):
+            stack.extend((y, d + 1, key) for y in x)
+
+
+def _parse(raw: dict, name: str, path: Path | None, device: str, methods_filter, seeds, rounds) -> Suite:
+    where = f"suite {name}"
     _check_keys(raw, SUITE_KEYS, where)
     _check_method_tables(raw.get("method", {}), where)
     matrix = raw.get("matrix", [{}])
@@ -252,10 +330,17 @@ def _type_name(types) -> str:
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
 def _check_value(where: str, key: str, v) -> None:
-    """Numbers anywhere in a suite must be finite (TOML allows nan and inf)."""
+    """Numbers anywhere in a suite must be finite (TOML allows nan and inf) and integers
+    within 64 bits (TOML 1.0: an integer that does not fit is an error; tomllib accepts it)."""
     if isinstance(v, float) and not math.isfinite(v):
         raise SuiteError(f"{where}: key {key!r} = {v!r} must be a finite number")
+    if isinstance(v, int) and not isinstance(v, bool) and not INT64[0] <= v <= INT64[1]:
+        raise SuiteError(f"{where}: key {key!r} = {_short(v)} is not a 64-bit integer "
+                         f"(valid: {INT64[0]} to {INT64[1]})")
     if isinstance(v, list):
         for x in v:
             _check_value(where, key, x)
@@ -331,6 +416,70 @@ def _check_case_values(c: dict, where: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Range:
+    """Valid values of a numeric parameter: ``lo <= v <= hi`` (``lo < v`` when ``open_lo``);
+    ``integer``: an int is required. Lists are checked element by element."""
+
+    lo: float | None = None
+    hi: float | None = None
+    open_lo: bool = False
+    integer: bool = False
+
+    def check(self, v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (self.integer and not isinstance(v, int)):
+            return False
+        if self.lo is not None and (v <= self.lo if self.open_lo else v < self.lo):
+            return False
+        return self.hi is None or v <= self.hi
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        if self.lo is not None and self.hi is not None and not self.open_lo:
+            return f"{kind} from {self.lo:g} to {self.hi:g}"
+        lo = f"> {self.lo:g}" if self.open_lo else f">= {self.lo:g}" if self.lo is not None else ""
+        hi = f"<= {self.hi:g}" if self.hi is not None else ""
+        return f"{kind} " + " and ".join(filter(None, (lo, hi)))
+
+
+POS_INT, NONNEG_INT = Range(1, integer=True), Range(0, integer=True)
+POS, NONNEG, UNIT = Range(0, open_lo=True), Range(0), Range(0, 1)
+#: ranges of method parameters by name, for every method that has the parameter (a method
+#: may declare its own in a ``ranges`` class attribute, which wins): sizes are positive,
+#: counts and "0 = off/auto" switches non-negative, rates positive
+PARAM_RANGES: dict[str, Range] = {
+    "width": POS_INT, "depth": POS_INT, "rank": POS_INT, "widths": POS_INT, "batch": POS_INT,
+    "fd_grid": POS_INT, "infer_res": POS_INT, "infer_repeats": POS_INT, "check_every": POS_INT,
+    "n_t": NONNEG_INT, "resample_every": NONNEG_INT, "n_interior": NONNEG_INT, "n_boundary": NONNEG_INT,
+    "max_steps_per_eps": NONNEG_INT, "decay_steps": NONNEG_INT, "time_modes": NONNEG_INT,
+    "fourier_modes": NONNEG_INT, "max_degree": NONNEG_INT,
+    "lr": POS, "lr_decay": POS, "decay_rate": POS, "eps": NONNEG, "mollifier_scale": POS,
+    "damping": NONNEG, "clip": NONNEG, "ic_weight": NONNEG, "tol": Range(0, 1, open_lo=True),
+    "ema": UNIT, "momentum": UNIT,
+}
+
+
+def _check_ranges(params: dict, ranges: dict, where: str, prefix: str) -> None:
+    for k, v in params.items():
+        r = ranges.get(k)
+        if r is None:
+            continue
+        for x in v if isinstance(v, list) else [v]:
+            if not r.check(x):
+                raise SuiteError(f"{where}: {prefix}{k} = {_short(x)} is not valid (valid: {r.describe()})")
+
+
+def _check_pde_params(pde_cls, params: dict, where: str) -> None:
+    """A bool is never a number: ``kappa = true`` would run as 1.0."""
+    defaults = getattr(pde_cls, "defaults", {}) or {}
+    for k, v in params.items():
+        d = defaults.get(k)
+        if isinstance(v, bool) and not isinstance(d, bool):
+            raise SuiteError(f"{where}: pde_params.{k} = {v!r} must be "
+                             f"{'a number' if isinstance(d, (int, float)) else 'of the type of ' + repr(d)}, "
+                             "not a boolean")
+
+
 #: what a PDE or method constructor may raise for a bad parameter value (a float() of a
 #: string, a comparison of a list with a number, ...): reported as a SuiteError
 _BAD_PARAM = (ValueError, TypeError, OverflowError, ArithmeticError, KeyError, IndexError)
@@ -351,6 +500,7 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
     _as_list(cfg["n_per_axis"], "n_per_axis", where)
     _check_case_values(cfg, where)
     cases = []
+    _check_pde_params(pde_cls, cfg["pde_params"], where)
     for dim in dims:
         try:
             pde = pde_cls(dim, **cfg["pde_params"])
@@ -376,6 +526,7 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
                 mcls.resolve_params(tbl)
             except _BAD_PARAM as e:
                 raise SuiteError(f"{mw}: {e}") from None
+            _check_ranges(tbl, {**PARAM_RANGES, **getattr(mcls, "ranges", {})}, mw, f"method.{mname}.")
             mparams = {k: v for k, v in tbl.items()}  # store only what the suite set
             c = {**cfg, **over}
             _check_case_values(c, mw)

@@ -101,7 +101,7 @@ def run_torch(case, rec: dict, checkpoint) -> None:
     m["sample_s"] = t_s.s
     m.update(lower_s=None, compile_s=None, transcendentals=None, bytes_accessed=None,
              xla_temp_bytes=None, xla_total_bytes=None)
-    rec["phase"] = "compile"
+    loop.enter(rec, "compile", checkpoint)
     # FLOPs of one step on a throwaway copy (the model and its optimiser copied together)
     try:
         probe = copy.deepcopy(state)
@@ -127,7 +127,7 @@ def run_torch(case, rec: dict, checkpoint) -> None:
     if sampler:
         sampler.start()
     try:
-        _train(torch, case, M, pde, state, batch, (seed_sample, seed_eval), rec, sync)
+        _train(torch, case, M, pde, state, batch, (seed_sample, seed_eval), rec, sync, checkpoint)
     finally:
         if sampler:
             m.update(sampler.stop())
@@ -157,7 +157,7 @@ def _eval_points(torch, pde, seed, n, tdtype, device):
     return pts, (torch.stack(ex, -1) if isinstance(ex, (tuple, list)) else ex)
 
 
-def _train(torch, case, M, pde, state, batch, seeds, rec, sync):
+def _train(torch, case, M, pde, state, batch, seeds, rec, sync, checkpoint=None):
     m = rec["metrics"]
     seed_sample, seed_eval = seeds
     pts, exact = _eval_points(torch, pde, case.seed, case.eval_points, M.tdtype, M.device)
@@ -170,7 +170,8 @@ def _train(torch, case, M, pde, state, batch, seeds, rec, sync):
         sync()
         return new
 
-    r = loop.train(case, M, rec, M.step, lambda _tree: sync(), resample, evaluate, state, batch)
+    r = loop.train(case, M, rec, M.step, lambda _tree: sync(), resample, evaluate, state, batch,
+                   checkpoint=checkpoint)
     if r.stop == "nan":
         m["nan_step"] = r.done
         rec["status"], rec["error"] = "nan", f"loss became {r.loss} at step {r.done}"

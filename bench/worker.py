@@ -130,6 +130,7 @@ def run_jax(case: Case, rec: dict, checkpoint) -> None:
 
     rec["env"].update(jax_env(jax, case))
     m = rec["metrics"]
+    loop.enter(rec, "build", checkpoint)
     pde = pdes.build(case.pde, case.dim, **case.pde_params)
     M = methods.get(case.method)(pde, case.n_per_axis, case.method_params, case.dtype)
     rec["pde"] = pde.describe()
@@ -145,7 +146,7 @@ def run_jax(case: Case, rec: dict, checkpoint) -> None:
     on_gpu = jax.default_backend() == "gpu"
     step = jax.jit(M.step, donate_argnums=(0,) if on_gpu else ())
 
-    rec["phase"] = "compile"
+    loop.enter(rec, "compile", checkpoint)
     with Timer() as t_lower:
         lowered = step.lower(state_shape, batch_shape)
     with Timer() as t_comp:
@@ -219,7 +220,7 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint, window=None)
     m["sample_s"] = t_s.s
     r = loop.train(case, M, rec, compiled, jax.block_until_ready,
                    lambda done: jax.block_until_ready(sample(jax.random.fold_in(k_sample, done))),
-                   evaluate, state, batch, window=window)
+                   evaluate, state, batch, window=window, checkpoint=checkpoint)
     stop, done, loss = r.stop, r.done, r.loss
     if stop == "nan":
         exact = _locate_nan(jax, compiled, init, sample, k_init, k_sample, r.resample_every, done)
@@ -273,12 +274,13 @@ def run(case: Case, out: Path) -> dict:
         framework = methods.get(case.method).framework
         RUNNERS[framework](case, rec, checkpoint)
     except Exception as e:  # a failed case is a record, never a crash of the sweep
+        rec["failed_phase"] = rec.get("phase")
         if _is_oom(e):
             rec["status"], rec["error"] = "oom", f"{type(e).__name__}: {e}".splitlines()[0][:500]
             rec["metrics"]["oom_phase"] = rec.get("phase")
         else:
             rec["status"] = "error"
-            rec["error"] = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+            rec["error"] = f"in phase {rec['failed_phase']!r}: {type(e).__name__}: {e}".splitlines()[0][:500]
             rec["traceback"] = traceback.format_exc()[-4000:]
     rec["metrics"]["peak_rss_bytes"] = mmem.peak_rss_bytes()
     rec["metrics"]["worker_s"] = time.perf_counter() - t0

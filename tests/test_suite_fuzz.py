@@ -63,7 +63,25 @@ def _check_outcome(load):
         assert c.dim >= 1 and c.n_per_axis >= 1 and c.steps >= 1 and c.timeout_s > 0
         assert math.isfinite(c.timeout_s) and math.isfinite(c.memory_limit_gb)
         assert 0 <= c.seed < 2**32
+        assert c.n_per_axis < 2**63 and c.steps < 2**63
+        _assert_in_range(c)
     return s
+
+
+def _assert_in_range(c) -> None:
+    """A valid suite's values are in range, not only of the right type (issue 20)."""
+    import methods
+    import pdes
+
+    ranges = {**msuite.PARAM_RANGES, **getattr(methods.get(c.method), "ranges", {})}
+    for k, v in c.method_params.items():
+        for x in v if isinstance(v, list) else [v]:
+            if k in ranges:
+                assert ranges[k].check(x), (c.method, k, x)
+            if isinstance(x, int):
+                assert -(2**63) <= x < 2**63
+    for k, v in c.pde_params.items():
+        assert not isinstance(v, bool) or isinstance(pdes.get(c.pde).defaults.get(k), bool), (k, v)
 
 
 def test_base_suite_is_valid(tmp_path):
@@ -87,7 +105,10 @@ def text_edits(draw):
             st.text(max_size=6),
             st.sampled_from(["-1", "0", "nan", "inf", "1e400", "[]", "{}", "true", '"x"',
                              "99999999999999999999", "\n[method.nope]\n", "\n[[matrix]]\n",
-                             "\nrounds = 0\n", "\nseeds = 1001\n", "\ndim = 0\n", "'''"]),
+                             "\nrounds = 0\n", "\nseeds = 1001\n", "\ndim = 0\n", "'''",
+                             "\ufeff", "9223372036854775808", "\nwidth = 0\n", "\nlr = -1e-3\n",
+                             "\nrank = 0\n", "\ndepth = -1\n", "\nresample_every = -1\n",
+                             "\npde_params = {kappa = true}\n", "[" * 40, "{a=" * 40]),
         ))
         text = text[:i] + ins + text[j:]
     return text
@@ -217,3 +238,47 @@ def test_specific_bad_values_name_the_value():
             assert needle in str(e), (extra, str(e))
         else:
             raise AssertionError(f"{extra!r} was accepted")
+
+
+@st.composite
+def nested_documents(draw):
+    """Documents nested from harmless to far beyond any parser's recursion limit."""
+    depth = draw(st.one_of(st.integers(1, 40), st.integers(40, 3000)))
+    kind = draw(st.sampled_from(["array", "inline", "header", "pde_params"]))
+    if kind == "array":
+        return "x = " + "[" * depth + "1" + "]" * depth + "\n" + VALID
+    if kind == "inline":
+        return "x = " + "{a=" * depth + "1" + "}" * depth + "\n" + VALID
+    body = ("[" + ".".join(["a"] * depth) + "]" if kind == "header" else "[pde_params" + ".k" * depth + "]")
+    return VALID.replace("[method.pinn]", body + "\nb = 1\n\n[method.pinn]", 1)
+
+
+def _cli_outcome(tmp_path, text: str, capsys) -> None:
+    """``bench run --dry-run`` on the document: exit 0 with a valid suite, or exit 2 with one
+    line; any traceback fails the test (the exception propagates)."""
+    from bench import cli
+
+    p = tmp_path / "doc.toml"
+    p.write_bytes(text.encode("utf-8", "surrogatepass"))
+    rc = cli.main(["run", "--suite", str(p), "--dry-run", "--device", "cpu"])
+    err = capsys.readouterr().err
+    if rc == 0:
+        _check_outcome(lambda: msuite.load(str(p)))
+    else:
+        assert rc == 2, err
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("bench: error: "), err
+
+
+@settings(SETTINGS, max_examples=60)
+@given(text=st.one_of(nested_documents(), text_edits(), text_edits().map(lambda t: "\ufeff" + t)))
+def test_documents_end_in_a_valid_suite_or_one_line(tmp_path, capsys, text):
+    _cli_outcome(tmp_path, text, capsys)
+
+
+@SETTINGS
+@given(text=nested_documents())
+def test_nesting_at_any_depth_is_a_suite_or_a_suite_error(tmp_path, text):
+    p = tmp_path / "nest.toml"
+    p.write_text(text)
+    _check_outcome(lambda: msuite.load(str(p)))

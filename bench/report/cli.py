@@ -108,7 +108,14 @@ def build_report(suite: str, results: Path, out: Path | None = None, baseline: s
             load_claims(claims)
         except (ValueError, KeyError) as e:
             raise BenchError(f"claims file: {e}") from None
-    return markdown.build(records, suite, out, results, baseline, claims, figures, shipped_from=from_data)
+    out = Path(out) if out is not None else DEFAULT_REPORTS / f"{suite}.md"
+    from bench.cli import check_output
+
+    check_output(out, "--out", make_parents=True)  # missing directories are made (reports/)
+    try:
+        return markdown.build(records, suite, out, results, baseline, claims, figures, shipped_from=from_data)
+    except OSError as e:
+        raise BenchError(f"--out {str(out)!r}: cannot write the report ({e.strerror or e})") from None
 
 
 def write_report(suite_name, results_dir, out_path, console) -> Path:

@@ -364,8 +364,12 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
     text = re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
     md_dir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, out)
+    finally:  # no temporary file left behind on any error
+        if tmp.exists() and tmp.is_file():
+            tmp.unlink()
     data = shipped_path(out)
     if shipped_from is None or Path(shipped_from).resolve() != data.resolve():
         write_shipped(data, records)
