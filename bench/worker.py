@@ -131,6 +131,8 @@ def run_jax(case: Case, rec: dict, checkpoint) -> None:
     m = rec["metrics"]
     pde = pdes.build(case.pde, case.dim, **case.pde_params)
     M = methods.get(case.method)(pde, case.n_per_axis, case.method_params, case.dtype)
+    if case.inverse:  # inverse mode: observations and trainable coefficients (methods.inverse)
+        M.set_inverse(case.inverse, case.seed)
     rec["pde"] = pde.describe()
     rec["method"] = {"name": case.method, "params": M.params, "framework": M.framework,
                      "points_kind": M.points_kind, **M.describe()}
@@ -224,6 +226,10 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint):
         rec["status"], rec["error"] = "nan", f"loss became {loss} at step {m['nan_step']}"
         return
     loop.finish_ok(case, rec, evaluate(r.state, final=True))
+    if case.inverse:
+        from methods.inverse import time_to_target
+
+        m.update(time_to_target(rec["curve"], case.inverse.get("target_coef_err", 0.0)))
 
 
 #: longest run that is replayed step by step to find the first non-finite loss
