@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench.report import claims as mclaims
 from bench.report import figures as mfig
+from bench.report import inverse as minverse
 from bench.report import tables as mt
 
 SECTIONS = ("Environment", "Results", "Claims", "Reproduce")
@@ -291,6 +292,8 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
             f"`{baseline}`. Missing values are shown as n/a; failed cases as OOM, NaN, timeout "
             "or error.", ""]
     res, figs = results(aggs, rows, baseline, figdir if figures else None, md_dir)
+    inv_text, inv_figs = minverse.section(records, figdir if figures else None, md_dir)  # inverse/snapshots
+    res, figs = res + "\n" + inv_text, figs + inv_figs
     verdicts = mclaims.evaluate_all(mclaims.load_claims(claims_path), aggs) if claims_path else []
     text = "\n".join(head + [environment(records), res, claims_section(verdicts, claims_path, set(aggs["method"])),
                              reproduce(suite, records, results_dir, out)])
