@@ -88,3 +88,33 @@ def test_a_method_without_inverse_mode_is_named_with_the_valid_ones():
     with pytest.raises(SuiteError, match=r"method 'kfac' cannot: .*\(valid: .*pinn.*spinn") as e:
         parse({**BASE, "pde": "heat", "methods": ["kfac"], "inverse": {"learn": ["kappa"]}}, "t")
     assert "\n" not in str(e.value) and "pinn-torch" not in str(e.value).split("valid:")[1]
+
+
+def test_an_inverse_case_runs_end_to_end_and_records_coefficients_and_a_snapshot(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    suite = tmp_path / "inv.toml"
+    suite.write_text('pde = "heat"\ndim = 1\nmethods = ["spinn"]\nn_per_axis = 8\nsteps = 3\n'
+                     'eval_points = 64\ntiming_samples = 1\n[method.spinn]\nwidth = 8\ndepth = 1\nrank = 4\n'
+                     '[inverse]\nlearn = ["kappa"]\ninit = {kappa = 0.5}\nn_data = 50\nnoise = 0.01\n'
+                     'target_coef_err = 10.0\n')
+    env = {**os.environ, "PINNBENCH_CACHE": str(tmp_path / "cache")}
+    p = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", str(suite), "--results",
+                        str(tmp_path / "res"), "--device", "cpu"], cwd=root, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    (f,) = (tmp_path / "res" / "inv").glob("*.json")
+    r = json.loads(f.read_text())
+    m = r["metrics"]
+    assert r["status"] == "ok", r.get("error")
+    assert m["final_coef_kappa_rel_err"] == pytest.approx(abs(m["final_coef_kappa"] - 0.25) / 0.25, rel=1e-5)
+    assert m["time_to_coef_target_s"] == r["curve"][0]["train_s"]  # 10.0 is met at once
+    assert all("coef_kappa" in pt for pt in r["curve"])
+    assert r["pde"]["coefficients"] == {"kappa": 0.25}
+    s = r["snapshot"]
+    assert np.asarray(s["pred"]).shape == np.asarray(s["exact"]).shape == (41, 81)
