@@ -63,6 +63,7 @@ CASE_KEYS: dict[str, tuple] = {
     "timing_samples": ((int,), "timed samples (each several steps)"),
     "precision": ((str,), "matmul precision: highest, high or default"),
     "memory_limit_gb": ((int, float), "host memory limit of the worker (GB); above it: oom"),
+    "inverse": ((dict,), "inverse mode: learn named PDE coefficients from data"),
 }
 SUITE_KEYS = {"description": ((str,), "one-line description"),
               "method": ((dict,), "per-method tables"),
@@ -78,7 +79,7 @@ PRECISIONS = ("highest", "high", "default")
 DEFAULTS = {"dim": 1, "pde_params": {}, "n_per_axis": [8], "steps": 100, "seeds": 1, "seed0": 0,
             "dtype": "float32", "timeout_s": 900.0, "eval_points": 4096, "eval_every": 0,
             "max_seconds": 0.0, "target_rel_l2": 0.0, "timing_samples": 9,
-            "precision": "highest", "memory_limit_gb": 0.0}
+            "precision": "highest", "memory_limit_gb": 0.0, "inverse": {}}
 POSITIVE = ("dim", "n_per_axis", "steps", "seeds", "timeout_s", "eval_points", "timing_samples")
 
 
@@ -106,6 +107,9 @@ class Case:
     precision: str = "highest"
     #: host memory limit of the worker in GB (0: none); the runner's watchdog enforces it
     memory_limit_gb: float = 0.0
+    #: inverse mode (`inverse_specs`): {learn, init, n_data, noise, data_weight, target_coef_err};
+    #: empty for a forward problem (and then not part of the hash, so forward ids are unchanged)
+    inverse: dict = field(default_factory=dict)
     #: timing round (``--rounds``): round r > 0 is a repeat of round 0, stored as its own record
     round: int = 0
 
@@ -116,9 +120,12 @@ class Case:
     @functools.cached_property
     def case_id(self) -> str:
         d = {k: v for k, v in asdict(self).items() if k not in self._NOT_HASHED}
+        if not d["inverse"]:
+            del d["inverse"]
         h = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
         rnd = f"-r{self.round}" if self.round else ""
-        return f"{self.pde}{self.dim}-{self.method}-n{self.n_per_axis}-s{self.seed}-{h}{rnd}"
+        inv = "-inv" if self.inverse else ""
+        return f"{self.pde}{self.dim}{inv}-{self.method}-n{self.n_per_axis}-s{self.seed}-{h}{rnd}"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "case_id": self.case_id}
@@ -507,6 +514,7 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
         except _BAD_PARAM as e:
             raise SuiteError(f"{where}: pde_params {_short(cfg['pde_params'])}: "
                              f"{type(e).__name__}: {e}") from None
+        specs = inverse_specs(cfg["inverse"], pde, where)
         for mname in mnames:
             try:
                 mcls = methods.get(mname)
@@ -518,6 +526,11 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
             reason = mcls.supports(pde)
             if reason:
                 raise SuiteError(f"{where}: method {mname!r} cannot run PDE {pde.name!r}: {reason}")
+            reason = mcls.supports_inverse(pde) if cfg["inverse"] else None
+            if reason:
+                capable = [n for n in methods.REGISTRY.names() if not methods.get(n).supports_inverse(pde)]
+                raise SuiteError(f"{where}: [inverse]: method {mname!r} cannot: {reason} "
+                                 f"(valid: {', '.join(capable)})")
             tbl = dict(mtables.get(mname, {}))
             over = {k: tbl.pop(k) for k in METHOD_OVERRIDES if k in tbl}
             mw = f"{where} [method.{mname}]"
@@ -530,7 +543,7 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
             mparams = {k: v for k, v in tbl.items()}  # store only what the suite set
             c = {**cfg, **over}
             _check_case_values(c, mw)
-            for n in _as_list(c["n_per_axis"], "n_per_axis", mw):
+            for n, spec in ((n, spec) for n in _as_list(c["n_per_axis"], "n_per_axis", mw) for spec in specs):
                 if len(cases) + c["seeds"] > limit:
                     raise SuiteError(f"{where} expands to more than {MAX_CASES} cases; split the suite")
                 for s in range(c["seeds"]):
@@ -542,6 +555,58 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
                         eval_every=c["eval_every"], max_seconds=float(c["max_seconds"]),
                         target_rel_l2=float(c["target_rel_l2"]),
                         timing_samples=c["timing_samples"], precision=c["precision"],
-                        memory_limit_gb=float(c["memory_limit_gb"]),
+                        memory_limit_gb=float(c["memory_limit_gb"]), inverse=spec,
                     ))
     return cases
+
+
+INVERSE_KEYS = {"learn": "names of the PDE coefficients to learn", "init": "their initial values",
+                "n_data": "number of observations of u", "noise": "relative Gaussian noise level(s)",
+                "data_weight": "weight of the data term", "target_coef_err": "coefficient error to time"}
+
+
+def inverse_specs(tbl: dict, pde, where: str) -> list[dict]:
+    """The ``[inverse]`` table -> one spec per noise level ([{}] for a forward problem)."""
+    if not tbl:
+        return [{}]
+    w = f"{where}: [inverse]"
+    for k in tbl:
+        if k not in INVERSE_KEYS:
+            raise SuiteError(f"{w}: unknown key {k!r} (valid: {', '.join(INVERSE_KEYS)})")
+    valid = ", ".join(pde.coefficients) or "none"
+    learn = tbl.get("learn")
+    if not isinstance(learn, list) or not learn or not all(isinstance(x, str) for x in learn):
+        raise SuiteError(f"{w}: 'learn' = {_short(learn)} must be a non-empty list of coefficient names "
+                         f"of PDE {pde.name!r} (valid: {valid})")
+    for name in learn:
+        if name not in pde.coefficients:
+            raise SuiteError(f"{w}: unknown coefficient {name!r} for PDE {pde.name!r} (valid: {valid})")
+    if len(set(learn)) != len(learn):
+        raise SuiteError(f"{w}: 'learn' = {learn!r} names a coefficient twice")
+    init = tbl.get("init", {})
+    if not isinstance(init, dict):
+        raise SuiteError(f"{w}: 'init' = {_short(init)} must be a table of coefficient = number")
+    for k, v in init.items():
+        if k not in learn:
+            raise SuiteError(f"{w}: init.{k}: not a learned coefficient (valid: {', '.join(learn)})")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise SuiteError(f"{w}: init.{k} = {_short(v)} must be a number")
+    n_data = tbl.get("n_data", 1000)
+    if isinstance(n_data, bool) or not isinstance(n_data, int) or n_data <= 0:
+        raise SuiteError(f"{w}: n_data = {_short(n_data)} must be a positive integer")
+    noise = tbl.get("noise", 0.0)
+    noises = noise if isinstance(noise, list) else [noise]
+    if not noises:
+        raise SuiteError(f"{w}: 'noise' is an empty list")
+    for x in noises:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or x < 0:
+            raise SuiteError(f"{w}: noise = {_short(x)} must be a non-negative number (0.01 = 1%)")
+    extra = {}
+    for k in ("data_weight", "target_coef_err"):
+        v = tbl.get(k, 1.0 if k == "data_weight" else 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise SuiteError(f"{w}: {k} = {_short(v)} must be a non-negative number")
+        extra[k] = float(v)
+    init = {k: float(init.get(k, 0.0)) for k in learn}
+    return [{"learn": list(learn), "init": init, "n_data": n_data, "noise": float(x), **extra}
+            for x in noises]

@@ -13,14 +13,16 @@ import json
 
 #: case keys whose values make two runs of one method different experiments
 CONFIG_KEYS = ("method_params", "pde_params", "steps", "precision", "eval_points", "max_seconds",
-               "target_rel_l2")
+               "target_rel_l2", "inverse")
 #: rows with equal values here are compared for variants
 SCOPE = ["device_name", "pde", "dim", "method"]
 
 
 def config_json(case: dict) -> str:
     """The settings of a case that tell variants apart, as canonical JSON."""
-    return json.dumps({k: case.get(k) for k in CONFIG_KEYS}, sort_keys=True, default=str)
+    # an empty inverse table (a forward case) equals a record from before inverse mode existed
+    return json.dumps({k: (case.get(k) or None) if k == "inverse" else case.get(k) for k in CONFIG_KEYS},
+                      sort_keys=True, default=str)
 
 
 def _flatten(cfg: dict) -> dict:

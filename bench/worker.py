@@ -133,6 +133,8 @@ def run_jax(case: Case, rec: dict, checkpoint) -> None:
     loop.enter(rec, "build", checkpoint)
     pde = pdes.build(case.pde, case.dim, **case.pde_params)
     M = methods.get(case.method)(pde, case.n_per_axis, case.method_params, case.dtype)
+    if case.inverse:  # inverse mode: observations and trainable coefficients (methods.inverse)
+        M.set_inverse(case.inverse, case.seed)
     rec["pde"] = pde.describe()
     rec["method"] = {"name": case.method, "params": M.params, "framework": M.framework,
                      "points_kind": M.points_kind, **M.describe()}
@@ -230,6 +232,26 @@ def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint, window=None)
         rec["status"], rec["error"] = "nan", f"loss became {loss} at step {m['nan_step']}"
         return
     loop.finish_ok(case, rec, evaluate(r.state, final=True))
+    if case.inverse:
+        from methods.inverse import time_to_target
+
+        m.update(time_to_target(rec["curve"], case.inverse.get("target_coef_err", 0.0)))
+    if pde.n_in == 2 and pde.n_out == 1 and not hasattr(M, "evaluate"):
+        rec["snapshot"] = _snapshot(jnp, pde, predict, r.state, dt)
+
+
+def _snapshot(jnp, pde, predict, state, dt, n=(41, 81)) -> dict:
+    """Prediction and exact/reference solution of a (1+1)-d case on a regular grid (for the
+    report's heatmaps), as lists: {axes: [t, x], pred: [[...]], exact: [[...]]}."""
+    import numpy as np
+
+    axes = [np.linspace(lo, hi, k) for (lo, hi), k in zip(pde.bounds(), n)]
+    T, X = np.meshgrid(*axes, indexing="ij")
+    pts = jnp.asarray(np.stack([T.ravel(), X.ravel()], -1), dt)
+    pred = np.asarray(predict(state, pts), np.float64).reshape(T.shape)
+    ex = np.asarray(pde.exact([pts[:, 0], pts[:, 1]], jnp), np.float64).reshape(T.shape)
+    rnd = lambda a: np.round(a, 6).tolist()  # noqa: E731
+    return {"axes": [rnd(a) for a in axes], "pred": rnd(pred), "exact": rnd(ex)}
 
 
 #: longest run that is replayed step by step to find the first non-finite loss

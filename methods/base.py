@@ -90,6 +90,12 @@ class Method:
             return "parametric PDE: needs an operator-learning method (e.g. nsm)"
         return None
 
+    @classmethod
+    def supports_inverse(cls, pde: PDE) -> str | None:
+        """None if the method can learn PDE coefficients from data (inverse mode), else a
+        one-line reason. Default: not supported."""
+        return f"method {cls.name!r} has no inverse mode (it trains the network's parameters only)"
+
     # -- trainer interface (see module docstring) ------------------------------------------
     def init(self, key):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -160,7 +160,7 @@ class CausalTraining:
         return optax.adam(lr)
 
     def init(self, key):
-        params = self.init_params(key)
+        params = self.trainable_init(key)
         zero = jnp.zeros((), jnp.int32)
         return {"params": params, "opt": self.optimizer().init(params),
                 "causal": {"idx": zero, "at_eps": zero, "step": zero,
@@ -186,7 +186,7 @@ class CausalTraining:
     def step(self, state, batch):
         p, c = self.params, state["causal"]
         eps = self.eps_values[c["idx"]]
-        (loss, (terms, w)), grads = jax.value_and_grad(self.loss, has_aux=True)(
+        (loss, (terms, w)), grads = jax.value_and_grad(self.objective, has_aux=True)(
             state["params"], batch, eps)
         updates, opt = self.optimizer().update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)

@@ -48,6 +48,8 @@ class JaxMethod(Method):
     """
 
     framework = "jax"
+    #: inverse-mode setting (`set_inverse`), None for a forward problem
+    inverse: dict | None = None
 
     def optimizer(self):
         name = self.params["optimizer"]
@@ -56,17 +58,65 @@ class JaxMethod(Method):
         raise ValueError(f"unknown optimizer {name!r} (valid: adam)")
 
     def init(self, key):
-        params = self.init_params(key)
+        params = self.trainable_init(key)
         return {"params": params, "opt": self.optimizer().init(params)}
 
+    # -- inverse mode (methods.inverse): hooks with forward-problem defaults --------------------
+    def set_inverse(self, spec: dict, seed: int) -> None:
+        """Turn this trainer into an inverse one: ``spec`` = {learn, init, n_data, noise,
+        data_weight} (validated by the suite); observations are drawn from ``seed``."""
+        from . import inverse
+
+        X, u = inverse.draw_observations(self.pde, spec["n_data"], spec["noise"], seed)
+        self.inverse = dict(spec)
+        self.obs = (jnp.asarray(X, self.jdtype), jnp.asarray(u, self.jdtype))
+        self.true_coefs = {k: self.pde.coefficient_values()[k] for k in spec["learn"]}
+        self.curve_keys = tuple(getattr(self, "curve_keys", ())) + inverse.curve_keys(spec["learn"])
+
+    def trainable_init(self, key):
+        """The network's parameters, plus the coefficients' initial values in inverse mode."""
+        net = self.init_params(key)
+        if self.inverse is None:
+            return net
+        init = self.inverse.get("init", {})
+        return {"net": net, "coef": {k: jnp.asarray(float(init.get(k, 0.0)), self.jdtype)
+                                     for k in self.inverse["learn"]}}
+
+    def net_params(self, params):
+        return params if self.inverse is None else params["net"]
+
+    def objective(self, params, batch, *args):
+        """``self.loss`` in a forward problem. In inverse mode: the loss with a PDE whose
+        residual reads the trainable coefficients (`PDE.bind`; IC/BC data stay exact), plus
+        ``data_weight`` * the mean squared misfit at the observations; the coefficient values
+        and errors join the loss terms (so they are on the training curve)."""
+        if self.inverse is None:
+            return self.loss(params, batch, *args)
+        from . import inverse
+
+        net, coef = params["net"], params["coef"]
+        pde = self.pde
+        self.pde = pde.bind(coef)  # trace-time swap: the method's loss code is unchanged
+        try:
+            total, aux = self.loss(net, batch, *args)
+        finally:
+            self.pde = pde
+        X, u = self.obs
+        miss = self.predict_params(net, X) - u
+        data = (miss * miss).mean()
+        total = total + self.inverse.get("data_weight", 1.0) * data
+        extra = {"data": data, **inverse.coefficient_metrics(coef, self.true_coefs, jnp)}
+        aux = ({**aux[0], **extra},) + tuple(aux[1:]) if isinstance(aux, tuple) else {**aux, **extra}
+        return total, aux
+
     def step(self, state, batch):
-        (loss, terms), grads = jax.value_and_grad(self.loss, has_aux=True)(state["params"], batch)
+        (loss, terms), grads = jax.value_and_grad(self.objective, has_aux=True)(state["params"], batch)
         updates, opt = self.optimizer().update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         return {"params": params, "opt": opt}, {"loss": loss, **terms}
 
     def predict(self, state, points):
-        return self.predict_params(state["params"], points)
+        return self.predict_params(self.net_params(state["params"]), points)
 
     def n_params(self, state) -> int:
         return count_params(state["params"])

@@ -148,6 +148,10 @@ class Kfac(PinnFL):
                "activation": ("tanh", "sin"), "init_factors": ("identity", "zero"),
                "line_search": ("map", "vmap", "unrolled")}
 
+    @classmethod
+    def supports_inverse(cls, pde):
+        return "kfac's curvature blocks and line search cover the network's layers only, not PDE coefficients"
+
     def __init__(self, pde, n_per_axis, params=None, dtype="float64"):
         super().__init__(pde, n_per_axis, params, dtype)
         reason = self.supports(pde)

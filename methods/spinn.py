@@ -65,6 +65,10 @@ class Spinn(JaxMethod):
     defaults = {"width": 64, "depth": 3, "rank": 32, "activation": "tanh", "mlp": "plain"}
     choices = {"optimizer": ("adam",), "activation": ("tanh", "sin", "gelu"), "mlp": MLP_KINDS}
 
+    @classmethod
+    def supports_inverse(cls, pde):
+        return None  # inverse mode: JaxMethod.objective (coefficients trained with the network)
+
     def __init__(self, pde, n_per_axis, params=None, dtype="float32"):
         super().__init__(pde, n_per_axis, params, dtype)
         p = self.params

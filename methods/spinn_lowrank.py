@@ -109,6 +109,10 @@ class SpinnLowrank(Spinn):
     defaults = {**Spinn.defaults, "points": "random", "max_degree": 2}
     choices = {**Spinn.choices, "points": ("random", "gauss-legendre")}
 
+    @classmethod
+    def supports_inverse(cls, pde):
+        return "spinn-lowrank's low-rank residual probes are not wired to trainable PDE coefficients"
+
     def __init__(self, pde, n_per_axis, params=None, dtype="float32"):
         super().__init__(pde, n_per_axis, params, dtype)
         if self.params["max_degree"] < 1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .advection import Advection
 from .allen_cahn import AllenCahn
 from .base import PDE, Condition, Fields, Registry, SeparableTerm, UnknownName, as_tuple
+from .burgers import Burgers
 from .diffusion import Diffusion
 from .flow_mixing import FlowMixing
 from .heat import Heat
@@ -32,6 +33,7 @@ REGISTRY.add("flow-mixing", FlowMixing)
 REGISTRY.add("log-fokker-planck", LogFokkerPlanck)
 REGISTRY.add("nsm-poisson", NsmPoisson)
 REGISTRY.add("nsm-reaction", ReactionDiffusion)
+REGISTRY.add("burgers", Burgers)
 
 
 # out-of-tree PDEs: entry points in the group ``pinnbench.pdes`` (name -> PDE subclass)

@@ -19,6 +19,7 @@ Conventions
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -153,6 +154,9 @@ class PDE:
     solution: ClassVar[str] = "exact"
     #: what the error fields mean (records carry it; see `errors`)
     error_definition: ClassVar[str] = "rel. L2 over all evaluation points and components"
+    #: named coefficients of the residual an inverse problem may learn: name -> meaning. The
+    #: true value is the attribute of that name; the residual reads it through `coef`
+    coefficients: ClassVar[dict[str, str]] = {}
 
     def __init__(self, dim: int, **params):
         check_dim(type(self), dim)
@@ -170,6 +174,26 @@ class PDE:
 
     def setup(self) -> None:
         """Hook: derive constants from ``self.params`` and ``self.dim``."""
+
+    # -- named coefficients (inverse problems) ---------------------------------------------------
+    def coefficient_values(self) -> dict[str, float]:
+        """The true value of every named coefficient."""
+        return {k: float(getattr(self, k)) for k in self.coefficients}
+
+    def coef(self, name: str):
+        """Coefficient ``name`` as the residual sees it: a bound (trainable) value, else the true one."""
+        return getattr(self, "_bound", {}).get(name, getattr(self, name))
+
+    def bind(self, values: dict) -> "PDE":
+        """A shallow copy whose *residual* reads ``values`` (e.g. traced parameters) for the
+        named coefficients; ``exact`` and the IC/BC data keep the true ones."""
+        for k in values:
+            if k not in self.coefficients:
+                raise ValueError(f"unknown coefficient {k!r} for PDE {self.name!r} "
+                                 f"(valid: {', '.join(sorted(self.coefficients)) or 'none'})")
+        out = copy.copy(self)
+        out._bound = {**getattr(self, "_bound", {}), **values}
+        return out
 
     # -- domain --------------------------------------------------------------------------------
     @property
@@ -223,6 +247,7 @@ class PDE:
             "bounds": self.bounds(),
             "solution": self.solution,
             "error_definition": self.error_definition,
+            **({"coefficients": self.coefficient_values()} if self.coefficients else {}),
         }
 
     def errors(self, pred, exact, xp) -> dict:

@@ -20,6 +20,7 @@ class Heat(PDE):
     dims = None
     time_dependent = True
     defaults = {"kappa": 0.25, "c": 2.0}
+    coefficients = {"kappa": "diffusivity"}
 
     def setup(self):
         self.kappa = float(self.params["kappa"])
@@ -29,7 +30,7 @@ class Heat(PDE):
         return [(0.0, 1.0)] * (self.dim + 1)
 
     def residual(self, f):
-        return f.dt() - self.kappa * f.lap()
+        return f.dt() - self.coef("kappa") * f.lap()
 
     def exact(self, coords, xp):
         t, xs = coords[0], coords[1:]

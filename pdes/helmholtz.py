@@ -21,6 +21,7 @@ class Helmholtz(PDE):
     dims = None
     time_dependent = False
     defaults = {"lam": 1.0, "a": []}
+    coefficients = {"lam": "Helmholtz coefficient k^2 (lambda)"}
 
     def setup(self):
         a = list(self.params["a"]) or ([4.0] * (self.dim - 1) + [3.0])
@@ -44,7 +45,7 @@ class Helmholtz(PDE):
         return self.q_coef * self.exact(coords, xp)
 
     def residual(self, f):
-        return f.lap() + self.lam * f.u() - self.source(f.coords, f.xp)
+        return f.lap() + self.coef("lam") * f.u() - self.source(f.coords, f.xp)
 
     def separable_source(self):
         return [SeparableTerm(self.q_coef, tuple(

@@ -31,6 +31,10 @@ class KleinGordon(PDE):
     time_dependent = True
     defaults = {"k": 2.0, "ut_ic": False, "t_max": 10.0}
     default_weights = {"res": 1.0, "ic": 1.0, "ic_t": 1.0, "bc": 1.0}
+    #: u_tt - alpha Lap(u) + gamma u^2 = f with alpha = gamma = 1 (inverse mode may learn them)
+    coefficients = {"alpha": "Laplacian coefficient (1)", "gamma": "coefficient of u^2 (1)"}
+    alpha = 1.0
+    gamma = 1.0
 
     def setup(self):
         if not isinstance(self.params["ut_ic"], bool):
@@ -59,7 +63,7 @@ class KleinGordon(PDE):
 
     def residual(self, f):
         u = f.u()
-        return f.dt(2) - f.lap() + u * u - self.source(f.coords, f.xp)
+        return f.dt(2) - self.coef("alpha") * f.lap() + self.coef("gamma") * u * u - self.source(f.coords, f.xp)
 
     def conditions(self):
         out = super().conditions()

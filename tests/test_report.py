@@ -385,7 +385,9 @@ def test_report_from_real_smoke_run(smoke):
         assert close(cells["host RSS"], m["peak_rss_bytes"])
         assert close(cells["compile s"], m["compile_s"])
     assert "CPU" in text.split("## Results: ")[1].splitlines()[0]
-    assert len(image_links_ok(md)) == 3
+    # 3 section figures plus one (t, x) snapshot per (1+1)-d record (bench.report.inverse)
+    assert len(image_links_ok(md)) == 3 + sum(1 for r in recs if r.get("snapshot"))
+    assert all(r.get("snapshot") for r in recs)
     assert "python -m bench run --suite smoke --results results --device cpu" in text
     assert "python -m bench report --suite smoke" in text
 

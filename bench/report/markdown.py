@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench.report import claims as mclaims
 from bench.report import figures as mfig
+from bench.report import inverse as minverse
 from bench.report import tables as mt
 from bench.store import shipped_path, write_shipped
 
@@ -356,6 +357,8 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
             f"`{baseline}`. Missing values are shown as n/a; failed cases as OOM, NaN, timeout "
             "or error.", ""]
     res, figs = results(aggs, rows, baseline, figdir if figures else None, md_dir)
+    inv_text, inv_figs = minverse.section(records, figdir if figures else None, md_dir)  # inverse/snapshots
+    res, figs = res + "\n" + inv_text, figs + inv_figs
     verdicts = mclaims.evaluate_all(mclaims.load_claims(claims_path), aggs, records) if claims_path else []
     here = set(aggs["method"])
     vcsv = mclaims.write_verdicts(verdicts, figdir / "claims.csv") if verdicts else None
