@@ -27,7 +27,8 @@ from pathlib import Path
 
 from bench import store
 from bench.errors import BenchError
-from bench.runner import ROOT, RunState, _kill, existing, run_case
+from bench.procs import RunState, kill_group
+from bench.runner import ROOT, existing, run_case
 from bench.suite import Case
 
 NAMES = ("local", "submitit")
@@ -99,7 +100,7 @@ class LocalExecutor(Executor):
 
         def kill_current():
             if state.current is not None:
-                _kill(state.current)
+                kill_group(state.current)
 
         with _stop_on_signals(state, kill_current):
             for case in self.order(cases):
@@ -131,7 +132,7 @@ def submitit_job(case_dict: dict, results: str) -> str:
 
     def on_term(signum, frame):  # scancel / preemption: take the worker down with the job
         if state.current is not None:
-            _kill(state.current)
+            kill_group(state.current)
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)

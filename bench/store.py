@@ -18,7 +18,6 @@ from pathlib import Path
 SCHEMA_VERSION = 1
 #: statuses that are final outcomes of a case: a rerun skips them unless --fresh
 FINAL = ("ok", "oom", "nan", "timeout")
-STATUSES = ("ok", "oom", "nan", "timeout", "error")
 
 #: export columns, in order (the flat view of a record)
 COLUMNS = [

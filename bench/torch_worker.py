@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import os
 
-from bench import loop
+from bench import faults, loop
 from bench.measure import env as menv
 from bench.measure import memory as mmem
 from bench.measure.timing import Timer
@@ -116,9 +116,7 @@ def run_torch(case, rec: dict, checkpoint) -> None:
                          "registry) over one step")
     rec["phase"] = "compiled"
     checkpoint()
-    from bench.worker import _inject
-
-    _inject(case.case_id, "compiled")
+    faults.inject(case.case_id, "compiled")
 
     sampler = mmem.NvmlSampler(torch.cuda.current_device()) if on_gpu else None
     if on_gpu:

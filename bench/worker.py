@@ -18,13 +18,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from bench import loop
+from bench import faults, loop
 from bench.measure import env as menv
 from bench.measure import memory as mmem
 from bench.measure.timing import Timer
@@ -52,27 +51,6 @@ def _is_oom(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}"
     return any(s in text for s in ("RESOURCE_EXHAUSTED", "Out of memory", "OutOfMemoryError",
                                    "out of memory", "Allocator"))
-
-
-def _inject(case_id: str, phase: str) -> None:
-    """Test-only fault injection: PINNBENCH_INJECT="action@substring[,...]".
-
-    Actions: ``kill`` (SIGKILL self after compiling), ``hang`` (sleep after compiling, for
-    timeouts), ``raise`` (an exception after compiling), a signal name such as ``SIGSEGV``
-    (send it to self after compiling).
-    """
-    spec = os.environ.get("PINNBENCH_INJECT", "")
-    for item in filter(None, spec.split(",")):
-        action, _, match = item.partition("@")
-        if match and match in case_id and phase == "compiled":
-            if action == "kill":
-                os.kill(os.getpid(), signal.SIGKILL)
-            elif action == "hang":
-                time.sleep(3600)
-            elif action == "raise":
-                raise RuntimeError("injected failure")
-            elif action.startswith("SIG") and hasattr(signal, action):
-                os.kill(os.getpid(), getattr(signal, action))
 
 
 def setup_platform(case: Case) -> dict:
@@ -152,7 +130,7 @@ def run_jax(case: Case, rec: dict, checkpoint) -> None:
     m.update(lower_s=t_lower.s, compile_s=t_comp.s, **memory_stats(compiled), **cost_stats(compiled))
     rec["phase"] = "compiled"
     checkpoint()
-    _inject(case.case_id, "compiled")
+    faults.inject(case.case_id, "compiled")
 
     device = jax.devices()[0]
     limit = mmem.jax_device_peak(device)["device_limit_bytes"] if on_gpu else None
@@ -284,7 +262,7 @@ def run(case: Case, out: Path) -> dict:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from bench.runner import die_with_parent
+    from bench.procs import die_with_parent
 
     die_with_parent()
     case = Case.from_dict(json.loads(Path(argv[0]).read_text()))

@@ -17,8 +17,6 @@ from bench.report import claims as mclaims
 from bench.report import figures as mfig
 from bench.report import tables as mt
 
-SECTIONS = ("Environment", "Results", "Claims", "Reproduce")
-
 
 @dataclass
 class Report:
