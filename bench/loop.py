@@ -37,7 +37,7 @@ class LoopResult:
 
 def curve_extras(M, metrics) -> dict:
     """Step metrics a method asks to keep on the curve (``curve_keys``, e.g. causal min_w)."""
-    return {k: float(metrics[k]) for k in getattr(M, "curve_keys", ()) if k in metrics}
+    return {k: float(metrics[k]) for k in M.curve_keys if k in metrics}
 
 
 def train(case, M, rec, step, sync, resample, evaluate, state, batch) -> LoopResult:

@@ -8,6 +8,10 @@ A method turns a PDE and a case's size into a trainer with
   jittable for JAX methods
 * ``predict(state, points) -> values``    u at scattered points of shape (n, n_in)
 * ``size_info()``                         what "number of collocation points" means here
+* ``n_params(state)``, ``describe()``      for the record
+
+and optional hooks with their defaults declared on :class:`Method` (``supports``,
+``curve_keys``, ``evaluate``). The harness calls these and nothing else.
 
 Registering a method is one module with a `Method` subclass and one line in
 ``methods/__init__.py``.
@@ -36,6 +40,12 @@ class Method:
     defaults: ClassVar[dict[str, Any]] = {}
     #: valid values for string parameters
     choices: ClassVar[dict[str, tuple]] = {"optimizer": ("adam",)}
+    #: step metrics kept on the training curve besides the loss (e.g. causal ``min_w``)
+    curve_keys: ClassVar[tuple[str, ...]] = ()
+    #: ``evaluate(state, final=False) -> {rel_l2, ...}`` for methods with their own error
+    #: protocol (operator learning); None: the harness compares ``predict`` with the exact
+    #: solution at uniform random points
+    evaluate = None
 
     def __init__(self, pde: PDE, n_per_axis: int, params: dict | None = None,
                  dtype: str = "float32"):

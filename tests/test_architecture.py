@@ -109,3 +109,33 @@ def test_layering(pkg):
     bad = sorted(f"{a} imports {b}" for a, deps in graph().items() if a.split(".")[0] == pkg
                  for b in deps if b.split(".")[0] not in ALLOWED[pkg])
     assert not bad, "; ".join(bad)
+
+
+def test_every_backend_fills_the_interface():
+    import inspect
+
+    from bench.backends import BACKENDS, Backend
+
+    assert {"jax", "torch"} <= set(BACKENDS)
+    for name, cls in BACKENDS.items():
+        assert issubclass(cls, Backend) and cls.name == name
+        assert not inspect.isabstract(cls), f"{name}: abstract hooks left: {sorted(cls.__abstractmethods__)}"
+
+
+def test_every_registered_method_fills_the_interface():
+    """Walk every method: a Method subclass with the trainer hooks overridden, a framework
+    that has a backend, and the optional hooks of the declared types."""
+    import methods
+    from bench.backends import BACKENDS
+    from methods.base import Method
+
+    required = ("init", "sample", "step", "predict", "size_info", "n_params")
+    for name in methods.REGISTRY.names():
+        cls = methods.get(name)
+        assert issubclass(cls, Method), name
+        missing = [h for h in required if getattr(cls, h) is getattr(Method, h)]
+        assert not missing, f"{name}: hooks not implemented: {missing}"
+        assert cls.framework in BACKENDS, f"{name}: framework {cls.framework!r} has no backend"
+        assert isinstance(cls.curve_keys, tuple), name
+        assert cls.evaluate is None or callable(cls.evaluate), name
+        assert cls.all_defaults()["optimizer"] in cls.choices.get("optimizer", ("adam",)), name
