@@ -79,7 +79,7 @@ class Method:
     @classmethod
     def supports(cls, pde: PDE) -> str | None:
         """None if the method can run this PDE, else a one-line reason."""
-        if getattr(pde, "parametric", False):
+        if pde.parametric:
             return "parametric PDE: needs an operator-learning method (e.g. nsm)"
         return None
 

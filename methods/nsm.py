@@ -195,15 +195,15 @@ class Nsm(JaxMethod):
     # -- what this method can run ------------------------------------------------------------
     @classmethod
     def supports(cls, pde) -> str | None:
-        if not getattr(pde, "parametric", False):
+        if not pde.parametric:
             return ("single-instance PDE: this NSM learns a solution operator over GP inputs "
                     "(parametric nsm-* PDEs); fixing phi to one instance needs a lifting of "
                     "non-homogeneous boundary data, not implemented")
-        kinds = getattr(pde, "basis_kinds", lambda: [])()
+        kinds = pde.basis_kinds()  # a parametric PDE is a pdes.base.ParametricPDE
         if not kinds or any(k not in spectral.BASES for k in kinds):
             return f"no spectral basis for the domain (axes: {kinds})"
-        if getattr(pde, "output_transform", None) not in TRANSFORMS:
-            return f"no exact output transform for {getattr(pde, 'output_transform', None)!r}"
+        if pde.output_transform not in TRANSFORMS:
+            return f"no exact output transform for {pde.output_transform!r}"
         if pde.n_out != 1:
             return "systems (n_out > 1) are not supported"
         return None
