@@ -146,10 +146,6 @@ class Nsm(JaxMethod):
                 "mollifier_scale": 1e-3, "loss_weights": "unit", "time_modes": 0,
                 "decay_steps": 0, "decay_rate": 1e-3, "clip": 0.0,
                 "infer_res": [32, 64, 128, 256], "infer_repeats": 5}
-    # tests/benchmarks: an operator method is benchmarked on a parametric PDE (modes per axis)
-    bench_pde = ("nsm-poisson", 2, {"n_test": 8})
-    bench_sizes = {"small": 8, "medium": 16}
-    bench_params = {"width": 32, "depth": 2, "batch": 8}
     choices = {"optimizer": ("adam",), "activation": tuple(ACTS), "conv": ("auto", "real", "complex"),
                "loss_weights": ("unit", "parseval")}
 
