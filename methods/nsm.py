@@ -55,7 +55,7 @@ import optax
 
 from pdes import Fields
 
-from . import spectral
+from . import spectral, xla_cost
 from .jaxutil import JaxMethod, count_params
 
 ACTS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu, "sin": jnp.sin}
@@ -124,16 +124,6 @@ def fd(u, axis: int, order: int, h: float, periodic: bool):
         lo = (2 * s(0) - 5 * s(1) + 4 * s(2) - s(3)) / h**2
         hi = (2 * s(n - 1) - 5 * s(n - 2) + 4 * s(n - 3) - s(n - 4)) / h**2
     return jnp.concatenate([lo, inner, hi], axis=axis)
-
-
-def _flops(compiled):
-    try:
-        ca = compiled.cost_analysis()
-    except Exception:  # best effort (REFERENCES 4.3)
-        return None
-    if isinstance(ca, (list, tuple)):
-        ca = ca[0] if ca else None
-    return float(ca["flops"]) if ca and "flops" in ca else None
 
 
 class Nsm(JaxMethod):
@@ -380,7 +370,7 @@ class Nsm(JaxMethod):
             mats = self.basis.eval_matrices([b.uniform(int(r)) for b in self.basis.bases])
             fn = jax.jit(lambda p, x, mats=mats: self.solve(p, x, mats))
             fn = fn.lower(state["params"], phi).compile()
-            flops.append(_flops(fn))
+            flops.append(xla_cost.flops(fn))
             jax.block_until_ready(fn(state["params"], phi))
             ts = []
             for _ in range(self.params["infer_repeats"]):

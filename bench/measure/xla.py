@@ -9,6 +9,8 @@ must say so (``flops_note``).
 
 from __future__ import annotations
 
+from methods.xla_cost import cost_analysis
+
 
 def memory_stats(compiled) -> dict:
     out = {"xla_temp_bytes": None, "xla_arg_bytes": None, "xla_out_bytes": None,
@@ -30,13 +32,9 @@ def memory_stats(compiled) -> dict:
 
 
 def cost_stats(compiled) -> dict:
+    """FLOPs, transcendentals and bytes accessed per call (``methods.xla_cost``, the one reader)."""
     out = {"flops_per_step": None, "transcendentals": None, "bytes_accessed": None}
-    try:
-        ca = compiled.cost_analysis()
-    except Exception:
-        ca = None
-    if isinstance(ca, (list, tuple)):  # older JAX returned one dict per computation
-        ca = ca[0] if ca else None
+    ca = cost_analysis(compiled)
     if not ca:
         return out
     out["flops_per_step"] = ca.get("flops")
