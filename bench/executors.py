@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from itertools import zip_longest
 from pathlib import Path
 
-from bench import store
+from bench import record, store
 from bench.errors import BenchError
 from bench.procs import RunState, kill_group
 from bench.runner import ROOT, existing, run_case
@@ -273,10 +273,8 @@ class SubmititExecutor(Executor):
         rec = existing(results, case) if exc is None else None
         if rec is None:
             msg = " ".join(str(exc or "job finished without writing a record").split())[:300]
-            rec = {"case_id": case.case_id, "suite": case.suite, "case": case.to_dict(),
-                   "status": "error", "error": f"submitit job {job.job_id} failed: {msg}",
-                   "metrics": {}, "curve": [], "env": {}, "phase": "start",
-                   "runner": {"executor": "submitit", "job_id": str(job.job_id)}}
+            rec = record.skeleton(case, error=f"submitit job {job.job_id} failed: {msg}",
+                                  runner={"executor": "submitit", "job_id": str(job.job_id)})
             store.write_record(results, rec)
         return rec
 

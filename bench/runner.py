@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import store
+from bench import record, store
 from bench.procs import RunState, kill_group
 from bench.suite import Case
 
@@ -134,8 +134,7 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
             except ValueError:
                 rec = None
     if rec is None:
-        rec = {"case_id": case.case_id, "suite": case.suite, "case": case.to_dict(),
-               "metrics": {}, "curve": [], "env": {}, "phase": "start"}
+        rec = record.skeleton(case)  # the worker wrote nothing: status and error are set below
     rec["case"] = case.to_dict()
     finished = rec.get("phase") == "done"
     rc = proc.returncode
@@ -171,5 +170,5 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
     rec["runner"] = {"returncode": rc, "wall_s": wall, "timeout_s": case.timeout_s,
                      "memory_limit_bytes": limit or None, "peak_rss_sampled_bytes": peak or None,
                      "stderr_tail": (err or "")[-2000:] if rec.get("status") != "ok" else "",
-                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                     "finished": record.now()}
     return rec

@@ -27,7 +27,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import backends, faults, loop
+from bench import backends, faults, loop, record
 from bench.backends import CaseOOM
 from bench.measure import env as menv
 from bench.measure import memory as mmem
@@ -73,10 +73,7 @@ def setup_platform(case: Case) -> dict:
 
 
 def base_record(case: Case) -> dict:
-    return {"case_id": case.case_id, "suite": case.suite, "case": case.to_dict(),
-            "status": "error", "error": "worker did not finish", "phase": "start",
-            "metrics": {}, "memory_sources": dict(MEMORY_SOURCES), "curve": [],
-            "env": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return record.skeleton(case, memory_sources=dict(MEMORY_SOURCES), started=record.now())
 
 
 def run_method(case: Case, rec: dict, checkpoint) -> None:
