@@ -48,7 +48,7 @@ def plan(suite: str, *, results: str | Path | None = DEFAULT_RESULTS, methods: l
         raise BenchError("methods is empty (give one or more method names)")
     ex = executors.make(executor, **executor_options)
     s = msuite.load(str(suite), device="cpu", methods_filter=methods, seeds=seeds, rounds=rounds)
-    from bench.cli import resolve_device, suite_frameworks
+    from bench.devices import resolve_device, suite_frameworks
 
     dev = resolve_device(device, suite_frameworks(s))
     cases = [replace(c, device=dev) for c in s.cases]

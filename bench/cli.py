@@ -10,7 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.devices import jax_has_cuda, resolve_device, suite_frameworks  # noqa: F401 (the CLI's API)
 from bench.errors import BenchError
+from bench.outfiles import check_output, write_atomic  # noqa: F401
 
 DEFAULT_RESULTS = Path("results")
 
@@ -90,55 +92,6 @@ def _add_report_commands(sub) -> None:
     except ImportError:
         return
     report_cli.add_commands(sub)
-
-
-#: where a CUDA build of JAX lives (jax[cuda12] / jax[cuda13] install these plugins)
-JAX_CUDA_MODULES = ("jax_plugins.xla_cuda13", "jax_plugins.xla_cuda12", "jax_cuda13_plugin",
-                    "jax_cuda12_plugin")
-
-
-def jax_has_cuda() -> bool:
-    """Whether a CUDA plugin for JAX is installed (found without starting any backend: the
-    parent process must not take GPU memory from the workers)."""
-    import importlib.util
-
-    for name in JAX_CUDA_MODULES:
-        try:
-            if importlib.util.find_spec(name) is not None:
-                return True
-        except (ImportError, ValueError):
-            continue
-    return False
-
-
-def resolve_device(choice: str, frameworks=("jax",)) -> str:
-    """``auto``: the GPU when NVML sees one and JAX can use it (or the suite is torch-only),
-    else the CPU, saying why on stderr when a GPU is there but unusable. ``gpu``: refuse with
-    the reason when it cannot work."""
-    from bench.measure.memory import nvml_device_count
-
-    if choice == "cpu":
-        return choice
-    n = nvml_device_count()
-    no_jax = "jax" in frameworks and not jax_has_cuda()
-    if choice == "gpu":
-        if n == 0:
-            raise BenchError("--device gpu: no NVIDIA GPU visible through NVML (valid here: cpu, auto)")
-        if no_jax:
-            raise BenchError("--device gpu: JAX has no CUDA plugin (pip install 'jax[cuda13]==0.10.2', or "
-                             "cuda12 for older drivers); valid here: cpu, auto")
-        return choice
-    if n > 0 and no_jax:
-        sys.stderr.write("bench: note: an NVIDIA GPU is visible but JAX has no CUDA plugin "
-                         "(pip install 'jax[cuda13]==0.10.2'): running on the cpu\n")
-        return "cpu"
-    return "gpu" if n > 0 else "cpu"
-
-
-def suite_frameworks(s) -> set:
-    import methods
-
-    return {methods.get(c.method).framework for c in s.cases}
 
 
 def cmd_list(args) -> int:
@@ -294,49 +247,6 @@ def cmd_export(args) -> int:
     return 0
 
 
-def check_output(path: Path, flag: str, make_parents: bool = False) -> None:
-    """Refuse (one line) an output file that cannot be written: a missing parent directory
-    (unless ``make_parents``: then the nearest existing one must be a writable directory), a
-    directory, a parent that is not a directory, no write permission."""
-    import os
-
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise BenchError(f"{flag} {str(path)!r} is a directory (give a file name)")
-    if make_parents:
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-    if not parent.exists():
-        raise BenchError(f"{flag} {str(path)!r}: the directory {str(parent)!r} does not exist")
-    if not parent.is_dir():
-        raise BenchError(f"{flag} {str(path)!r}: {str(parent)!r} is not a directory")
-    if path.exists() and not path.is_file():
-        raise BenchError(f"{flag} {str(path)!r} is not a regular file")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise BenchError(f"{flag} {str(path)!r} is not writable (permission denied)")
-
-
-def write_atomic(path: Path, write, flag: str) -> None:
-    """``write(tmp)`` into a temporary file beside ``path``, then rename it over ``path``; on
-    any failure the temporary file is removed and the error is one line."""
-    import os
-    import tempfile
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise BenchError(f"{flag} {str(path)!r}: cannot write ({e.strerror or e})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-#: options whose value may start with "-" (a negative threshold is an error to report, not a flag)
 VALUE_MAY_START_WITH_DASH = ("--threshold",)
 
 

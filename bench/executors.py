@@ -25,10 +25,11 @@ from contextlib import contextmanager
 from itertools import zip_longest
 from pathlib import Path
 
-from bench import store
+from bench import record, store
 from bench.errors import BenchError
 from bench.guard import clean_stale_tmp
-from bench.runner import ROOT, RunState, _kill, existing, run_case
+from bench.procs import RunState, kill_group
+from bench.runner import ROOT, existing, run_case
 from bench.suite import Case
 
 NAMES = ("local", "submitit")
@@ -110,7 +111,7 @@ class LocalExecutor(Executor):
 
         def kill_current():
             if state.current is not None:
-                _kill(state.current)
+                kill_group(state.current)
 
         with _stop_on_signals(state, kill_current):
             for case in self.order(cases):
@@ -161,7 +162,7 @@ def submitit_job(case_dict: dict, results: str) -> str:
 
     def on_term(signum, frame):  # scancel / preemption: take the worker down with the job
         if state.current is not None:
-            _kill(state.current)
+            kill_group(state.current)
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
@@ -307,10 +308,8 @@ class SubmititExecutor(Executor):
         rec = existing(results, case) if exc is None else None
         if rec is None:
             msg = " ".join(str(exc or "job finished without writing a record").split())[:300]
-            rec = {"case_id": case.case_id, "suite": case.suite, "case": case.to_dict(),
-                   "status": "error", "error": f"submitit job {job.job_id} failed: {msg}",
-                   "metrics": {}, "curve": [], "env": {}, "phase": "start",
-                   "runner": {"executor": "submitit", "job_id": str(job.job_id)}}
+            rec = record.skeleton(case, error=f"submitit job {job.job_id} failed: {msg}",
+                                  runner={"executor": "submitit", "job_id": str(job.job_id)})
             save(results, rec)
         return rec
 

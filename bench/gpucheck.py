@@ -668,7 +668,7 @@ def dry_run(plans: list[Plan], device: str, tiny: bool, box: float) -> int:
 
 
 def main(args, device: str) -> int:
-    """Run the check on ``device`` (resolved by the caller: ``bench.cli.resolve_device``)."""
+    """Run the check on ``device`` (resolved by the caller: ``bench.devices.resolve_device``)."""
     if args.unpack is not None:
         return unpack(args.unpack, args.reports or Path("reports"), args.results or Path("results/gpu-check-gpu"))
     box = args.time_box if args.time_box is not None else (TINY_TIME_BOX_S if args.tiny else TIME_BOX_S)

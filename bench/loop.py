@@ -72,7 +72,7 @@ class Reporter:
 
 def curve_extras(M, metrics) -> dict:
     """Step metrics a method asks to keep on the curve (``curve_keys``, e.g. causal min_w)."""
-    return {k: float(metrics[k]) for k in getattr(M, "curve_keys", ()) if k in metrics}
+    return {k: float(metrics[k]) for k in M.curve_keys if k in metrics}
 
 
 def enter(rec: dict, phase: str, checkpoint=None) -> None:

@@ -8,7 +8,7 @@ Records are written atomically, so Ctrl-C (or SIGTERM) at any moment keeps every
 already written; the first Ctrl-C stops after the current case, a second one stops at once.
 
 How cases are scheduled (order, rounds, parallel jobs) is the executors' business
-(``bench.executors``); ``run_cases`` is the local executor, kept for callers of the old API.
+(``bench.executors``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import guard, sizes, store
+from bench import guard, record, sizes, store
 from bench.errors import BenchError
+from bench.procs import RunState, kill_group
 from bench.suite import Case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,20 +34,6 @@ POLL_S = 0.05
 
 #: seconds between two looks at the worker's live progress (``on_tick``)
 TICK_S = 0.5
-
-
-@dataclass
-class RunState:
-    stop_requested: bool = False
-    interrupts: int = 0
-    current: subprocess.Popen | None = None
-    done: list = field(default_factory=list)
-    #: one line when a record could not be written (the sweep stopped; the record was kept
-    #: where the line says)
-    write_error: str | None = None
-    #: ``on_tick(case, info)``: the case in flight's phase (``compile`` ... ``train``), step,
-    #: loss and training time, about every ``TICK_S`` while it runs (bench.progress shows it)
-    on_tick: object = None
 
 
 def _live(opath: Path, ppath: Path) -> dict:
@@ -90,20 +76,6 @@ def worker_env(case: Case) -> dict:
     # multi-threaded OpenBLAS spins and was 10-50x slower on a loaded 2-core CPU (KFAC solves).
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     return env
-
-
-def die_with_parent() -> None:
-    """Called by the worker first thing: get SIGKILL when the runner dies (Linux prctl
-    PR_SET_PDEATHSIG), so a killed sweep leaves no orphan worker holding a GPU. Done in the
-    worker rather than in a preexec_fn, which would make the runner fork a JAX process."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the runner died before we got here
-            os._exit(1)
-    except Exception:
-        pass
 
 
 def oom_kills() -> int | None:
@@ -187,7 +159,7 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
                     timed_out = True
                 else:
                     continue
-                _kill(proc)
+                kill_group(proc)
                 _, err = proc.communicate()
                 break
         finally:
@@ -200,8 +172,7 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
             except ValueError:
                 rec = None
     if rec is None:
-        rec = {"case_id": case.case_id, "suite": case.suite, "case": case.to_dict(),
-               "metrics": {}, "curve": [], "env": {}, "phase": "start"}
+        rec = record.skeleton(case)  # the worker wrote nothing: status and error are set below
     rec["case"] = case.to_dict()
     finished = rec.get("phase") == "done"
     rc = proc.returncode
@@ -240,22 +211,5 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
     rec["runner"] = {"returncode": rc, "wall_s": wall, "timeout_s": case.timeout_s,
                      "memory_limit_bytes": limit or None, "peak_rss_sampled_bytes": peak or None,
                      "stderr_tail": (err or "")[-2000:] if rec.get("status") != "ok" else "",
-                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                     "finished": record.now()}
     return rec
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def run_cases(cases: list[Case], results: Path, fresh: bool = False, progress=None) -> RunState:
-    """Run ``cases`` with the local executor (interleaved); skip final records unless fresh.
-
-    ``progress(event, case, record)`` is called with event "skip", "start" or "done".
-    """
-    from bench.executors import LocalExecutor
-
-    return LocalExecutor().run(cases, results, resume=not fresh, progress=progress)

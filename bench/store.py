@@ -29,7 +29,8 @@ SCHEMA_VERSION = 1
 READABLE_SCHEMAS = (1,)
 #: statuses that are final outcomes of a case: a rerun skips them unless --fresh
 FINAL = ("ok", "oom", "nan", "timeout")
-STATUSES = ("ok", "oom", "nan", "timeout", "error")
+#: every status a record can have (a record with another is not well formed)
+STATUSES = (*FINAL, "error")
 
 #: export columns, in order (the flat view of a record)
 COLUMNS = [

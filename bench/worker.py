@@ -1,16 +1,20 @@
 """One case, in a fresh process: build, compile, check the size, warm up, time, evaluate.
 
+The framework-neutral driver: the record, the platform environment, fault injection
+(bench.faults), OOM classification and the NaN replay live here; everything that touches a
+framework is its backend's (bench.backends), the training loop is bench.loop's.
+
 Run as ``python -m bench.worker CASE_JSON OUT_JSON``. The worker writes its (partial) record to
 OUT_JSON atomically after every phase, so whatever was measured before a crash, a kill or a
 timeout survives for the parent to merge. Allocator and platform settings are applied here,
 before the framework is imported, so they are per case.
 
-Phases and what is timed (REFERENCES.md 4.1): ``lower_s`` (trace + lower) and ``compile_s`` on
-abstract shapes (nothing is allocated, so a case whose compiled memory analysis cannot fit ends
-as ``oom`` before running, with the estimate); ``first_step_s`` (first call: allocation and
-warm-up); then training steps in timed chunks of K steps, each closed by
-``block_until_ready`` on the whole output, GC off; resampling and evaluation happen between
-chunks, outside the clock.
+Phases and what is timed (REFERENCES.md 4.1): ``compile`` (the backend's: ``lower_s`` and
+``compile_s`` on abstract shapes in JAX, so a case whose compiled memory analysis cannot fit
+ends as ``oom`` before running, with the estimate); ``first_step_s`` (first call: allocation
+and warm-up); then training steps in timed chunks of K steps, each closed by the backend's
+``sync`` on the whole output, GC off; resampling and evaluation happen between chunks,
+outside the clock.
 """
 
 from __future__ import annotations
@@ -18,20 +22,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from bench import loop
+from bench import backends, faults, loop, record
+from bench.backends import CaseOOM
 from bench.measure import env as menv
 from bench.measure import memory as mmem
-from bench.measure import nvml as mnvml
 from bench.measure.timing import Timer
 from bench.store import write_json_atomic
 from bench.suite import Case
-from bench.torch_worker import run_torch
 
 MEMORY_SOURCES = {
     "xla_temp_bytes": "XLA compiled memory_analysis() of the training step: temp buffers (per call)",
@@ -43,37 +45,12 @@ MEMORY_SOURCES = {
 }
 
 
-class CaseOOM(Exception):
-    pass
-
-
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, (MemoryError, CaseOOM)):
         return True
     text = f"{type(exc).__name__} {exc}"
     return any(s in text for s in ("RESOURCE_EXHAUSTED", "Out of memory", "OutOfMemoryError",
                                    "out of memory", "Allocator"))
-
-
-def _inject(case_id: str, phase: str) -> None:
-    """Test-only fault injection: PINNBENCH_INJECT="action@substring[,...]".
-
-    Actions: ``kill`` (SIGKILL self after compiling), ``hang`` (sleep after compiling, for
-    timeouts), ``raise`` (an exception after compiling), a signal name such as ``SIGSEGV``
-    (send it to self after compiling).
-    """
-    spec = os.environ.get("PINNBENCH_INJECT", "")
-    for item in filter(None, spec.split(",")):
-        action, _, match = item.partition("@")
-        if match and match in case_id and phase == "compiled":
-            if action == "kill":
-                os.kill(os.getpid(), signal.SIGKILL)
-            elif action == "hang":
-                time.sleep(3600)
-            elif action == "raise":
-                raise RuntimeError("injected failure")
-            elif action.startswith("SIG") and hasattr(signal, action):
-                os.kill(os.getpid(), getattr(signal, action))
 
 
 def setup_platform(case: Case) -> dict:
@@ -96,160 +73,76 @@ def setup_platform(case: Case) -> dict:
 
 
 def base_record(case: Case) -> dict:
-    return {"case_id": case.case_id, "suite": case.suite, "case": case.to_dict(),
-            "status": "error", "error": "worker did not finish", "phase": "start",
-            "metrics": {}, "memory_sources": dict(MEMORY_SOURCES), "curve": [],
-            "env": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return record.skeleton(case, memory_sources=dict(MEMORY_SOURCES), started=record.now())
 
 
-def jax_env(jax, case: Case) -> dict:
-    dev = jax.devices()[0]
-    info = {"backend": jax.default_backend(), "device_kind": dev.device_kind,
-            "device_platform": dev.platform, "n_devices": jax.device_count(),
-            "x64": bool(jax.config.jax_enable_x64), "matmul_precision": case.precision,
-            "dtype": case.dtype}
-    if dev.platform == "gpu" or jax.default_backend() == "gpu":
-        info.update(mmem.nvml_info(getattr(dev, "id", 0)))
-        info["device_name"] = info.get("gpu_name", dev.device_kind)
-    else:
-        info["device_name"] = f"CPU: {menv.cpu_model()} ({os.cpu_count()} cores)"
-    return info
-
-
-def run_jax(case: Case, rec: dict, checkpoint) -> None:
-    import jax
-
-    if case.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
-    jax.config.update("jax_default_matmul_precision", case.precision)
-    import jax.numpy as jnp
-
+def run_method(case: Case, rec: dict, checkpoint) -> None:
+    """Build the case's PDE and method, then drive its framework's backend (bench.backends)
+    through compile, the memory check, training (bench.loop) and the final evaluation."""
     import methods
     import pdes
-    from bench.measure.xla import cost_stats, memory_stats
 
-    rec["env"].update(jax_env(jax, case))
-    m = rec["metrics"]
+    cls = methods.get(case.method)
+    backend = backends.get(cls.framework)(case)
+    rec["env"].update(backend.configure())
     loop.enter(rec, "build", checkpoint)
     pde = pdes.build(case.pde, case.dim, **case.pde_params)
-    M = methods.get(case.method)(pde, case.n_per_axis, case.method_params, case.dtype)
+    M = cls(pde, case.n_per_axis, case.method_params, case.dtype)
     if case.inverse:  # inverse mode: observations and trainable coefficients (methods.inverse)
         M.set_inverse(case.inverse, case.seed)
+    backend.attach(M)
     rec["pde"] = pde.describe()
     rec["method"] = {"name": case.method, "params": M.params, "framework": M.framework,
                      "points_kind": M.points_kind, **M.describe()}
     rec["size"] = {"n_per_axis": case.n_per_axis, **M.size_info()}
-
-    key = jax.random.PRNGKey(case.seed)
-    k_init, k_sample, k_eval = jax.random.split(key, 3)
-    state_shape = jax.eval_shape(M.init, k_init)
-    batch_shape = jax.eval_shape(M.sample, k_sample)
-    rec["method"]["n_params"] = M.n_params(state_shape)
-    on_gpu = jax.default_backend() == "gpu"
-    step = jax.jit(M.step, donate_argnums=(0,) if on_gpu else ())
+    m = rec["metrics"]
 
     loop.enter(rec, "compile", checkpoint)
-    with Timer() as t_lower:
-        lowered = step.lower(state_shape, batch_shape)
-    with Timer() as t_comp:
-        compiled = lowered.compile()
-    m.update(lower_s=t_lower.s, compile_s=t_comp.s, **memory_stats(compiled), **cost_stats(compiled))
+    backend.compile(rec)
     rec["phase"] = "compiled"
     checkpoint()
-    _inject(case.case_id, "compiled")
+    faults.inject(case.case_id, "compiled")
+    backend.check_fits(rec)
 
-    device = jax.devices()[0]
-    limit = mmem.jax_device_peak(device)["device_limit_bytes"] if on_gpu else None
-    avail = limit if limit else mmem.available_host_bytes()
-    if case.memory_limit_gb and not on_gpu:  # the runner's watchdog kills the worker above it
-        import psutil
-
-        headroom = int(case.memory_limit_gb * 2**30) - psutil.Process().memory_info().rss
-        avail = max(0, min(avail or headroom, headroom))
-    need = m.get("xla_total_bytes")
-    m["memory_available_bytes"] = avail
-    if need and avail and need > avail:
-        raise CaseOOM(f"compiled memory analysis needs {need / 2**30:.2f} GiB per step, "
-                      f"{avail / 2**30:.2f} GiB available: not run")
-
-    sampler = mmem.NvmlSampler(getattr(device, "id", 0)) if on_gpu else None
-    if sampler:
-        sampler.start()
-    try:
-        _train(jax, jnp, case, M, pde, compiled, (k_init, k_sample, k_eval), rec, checkpoint,
-               sampler.window if sampler else None)
-    finally:
-        if sampler:
-            m.update(sampler.stop())
-            m.update(sampler.telemetry())
+    with backend.memory_probe(rec):
+        evaluate = backend.evaluator(pde)
+        state = backend.init()
+        if "sample_s" in m:  # drawn (and timed) by the backend already
+            batch = backend.first_batch()
         else:
-            m.update(nvml_peak_bytes=None, nvml_process_peak_bytes=None,
-                     nvml_reason="not a GPU run (no NVIDIA device in use)")
-            m.update(mnvml.unavailable("not a GPU run (no NVIDIA device in use)"))
-        m.update(mmem.jax_device_peak(device))
+            with Timer() as t_s:
+                batch = backend.first_batch()
+            m["sample_s"] = t_s.s
+        r = loop.train(case, M, rec, backend.step, backend.sync, backend.resample, evaluate, state, batch,
+                       window=backend.window, checkpoint=checkpoint)
+        if r.stop == "nan":
+            exact = locate_nan(backend.step, backend.init, backend.first_batch, backend.resample,
+                               r.resample_every, r.done)
+            m["nan_step"] = exact or r.done
+            m["nan_step_exact"] = exact is not None
+            m["nan_detected_at_step"] = r.done
+            rec["status"], rec["error"] = "nan", f"loss became {r.loss} at step {m['nan_step']}"
+            return
+        loop.finish_ok(case, rec, evaluate(r.state, final=True))
+        if case.inverse:
+            from methods.inverse import time_to_target
+
+            m.update(time_to_target(rec["curve"], case.inverse.get("target_coef_err", 0.0)))
+        if pde.n_in == 2 and pde.n_out == 1 and M.evaluate is None:
+            rec["snapshot"] = snapshot(pde, lambda pts: backend.predict(r.state, pts))
 
 
-def _eval_points(jax, jnp, pde, seed, n, dtype):
-    """The held-out points (``bench.evalpoints``: the same for every framework) and the exact
-    solution there."""
-    from bench.evalpoints import eval_points
-
-    pts = jnp.asarray(eval_points(pde.bounds(), n, seed), dtype)
-    ex = pde.exact([pts[:, i] for i in range(pts.shape[1])], jnp)
-    ex = jnp.stack(ex, -1) if isinstance(ex, (tuple, list)) else ex
-    return pts, ex
-
-
-def _train(jax, jnp, case, M, pde, compiled, keys, rec, checkpoint, window=None):
-    m = rec["metrics"]
-    k_init, k_sample, k_eval = keys
-    init = jax.jit(M.init)
-    sample = jax.jit(M.sample)
-    predict = jax.jit(M.predict)
-    dt = jnp.float64 if case.dtype == "float64" else jnp.float32
-    if hasattr(M, "evaluate"):  # methods with their own error protocol (operator learning)
-        evaluate = M.evaluate
-    else:
-        pts, exact = _eval_points(jax, jnp, pde, case.seed, case.eval_points, dt)
-
-        def evaluate(state, final=False):
-            pred = predict(state, pts)
-            return {**loop.errors(jnp, pred, exact), **pde.errors(pred, exact, jnp)}
-
-    state = init(k_init)
-    with Timer() as t_s:
-        batch = jax.block_until_ready(sample(k_sample))
-    m["sample_s"] = t_s.s
-    r = loop.train(case, M, rec, compiled, jax.block_until_ready,
-                   lambda done: jax.block_until_ready(sample(jax.random.fold_in(k_sample, done))),
-                   evaluate, state, batch, window=window, checkpoint=checkpoint)
-    stop, done, loss = r.stop, r.done, r.loss
-    if stop == "nan":
-        exact = _locate_nan(jax, compiled, init, sample, k_init, k_sample, r.resample_every, done)
-        m["nan_step"] = exact or done
-        m["nan_step_exact"] = exact is not None
-        m["nan_detected_at_step"] = done
-        rec["status"], rec["error"] = "nan", f"loss became {loss} at step {m['nan_step']}"
-        return
-    loop.finish_ok(case, rec, evaluate(r.state, final=True))
-    if case.inverse:
-        from methods.inverse import time_to_target
-
-        m.update(time_to_target(rec["curve"], case.inverse.get("target_coef_err", 0.0)))
-    if pde.n_in == 2 and pde.n_out == 1 and not hasattr(M, "evaluate"):
-        rec["snapshot"] = _snapshot(jnp, pde, predict, r.state, dt)
-
-
-def _snapshot(jnp, pde, predict, state, dt, n=(41, 81)) -> dict:
+def snapshot(pde, predict, n=(41, 81)) -> dict:
     """Prediction and exact/reference solution of a (1+1)-d case on a regular grid (for the
-    report's heatmaps), as lists: {axes: [t, x], pred: [[...]], exact: [[...]]}."""
+    report's heatmaps), as lists: {axes: [t, x], pred: [[...]], exact: [[...]]}. ``predict``
+    maps float64 numpy points (k, 2) to numpy values (the backend converts)."""
     import numpy as np
 
     axes = [np.linspace(lo, hi, k) for (lo, hi), k in zip(pde.bounds(), n)]
     T, X = np.meshgrid(*axes, indexing="ij")
-    pts = jnp.asarray(np.stack([T.ravel(), X.ravel()], -1), dt)
-    pred = np.asarray(predict(state, pts), np.float64).reshape(T.shape)
-    ex = np.asarray(pde.exact([pts[:, 0], pts[:, 1]], jnp), np.float64).reshape(T.shape)
+    pts = np.stack([T.ravel(), X.ravel()], -1)
+    pred = np.asarray(predict(pts), np.float64).reshape(T.shape)
+    ex = np.asarray(pde.exact([pts[:, 0], pts[:, 1]], np), np.float64).reshape(T.shape)
     rnd = lambda a: np.round(a, 6).tolist()  # noqa: E731
     return {"axes": [rnd(a) for a in axes], "pred": rnd(pred), "exact": rnd(ex)}
 
@@ -258,29 +151,26 @@ def _snapshot(jnp, pde, predict, state, dt, n=(41, 81)) -> dict:
 NAN_REPLAY_MAX_STEPS = 20_000
 
 
-def _locate_nan(jax, compiled, init, sample, k_init, k_sample, resample_every, upto):
+def locate_nan(step, init, first_batch, resample, resample_every, upto):
     """The first step whose loss is not finite, by replaying the (deterministic) training
-    from the start one synchronised step at a time, with the batches of the timed run (which
-    only looks at the loss at chunk ends): the loop draws new points every ``resample_every``
-    steps from step 2 on (bench.loop). None if the replay does not reproduce it (a
-    non-deterministic GPU reduction) or the run is too long to replay."""
+    from the start one step at a time, with the batches of the timed run (which only looks
+    at the loss at chunk ends): the loop draws new points every ``resample_every`` steps from
+    step 2 on (bench.loop). None if the replay does not reproduce it (a non-deterministic GPU
+    reduction) or the run is too long to replay. The same in every backend."""
     if upto > NAN_REPLAY_MAX_STEPS:
         return None
-    state = init(k_init)
-    batch = sample(k_sample)
+    state = init()
+    batch = first_batch()
     done, last_draw = 0, 0
     while done < upto:
         if done >= 2 and resample_every and done - last_draw >= resample_every:
-            batch = sample(jax.random.fold_in(k_sample, done))
+            batch = resample(done)
             last_draw = done
-        state, metrics = compiled(state, batch)
+        state, metrics = step(state, batch)
         done += 1
         if not math.isfinite(float(metrics["loss"])):
             return done
     return None
-
-
-RUNNERS = {"jax": run_jax, "torch": run_torch}
 
 
 def run(case: Case, out: Path) -> dict:
@@ -291,10 +181,7 @@ def run(case: Case, out: Path) -> dict:
     checkpoint()
     t0 = time.perf_counter()
     try:
-        import methods
-
-        framework = methods.get(case.method).framework
-        RUNNERS[framework](case, rec, checkpoint)
+        run_method(case, rec, checkpoint)
     except Exception as e:  # a failed case is a record, never a crash of the sweep
         rec["failed_phase"] = rec.get("phase")
         if _is_oom(e):
@@ -313,7 +200,7 @@ def run(case: Case, out: Path) -> dict:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from bench.runner import die_with_parent
+    from bench.procs import die_with_parent
 
     die_with_parent()
     case = Case.from_dict(json.loads(Path(argv[0]).read_text()))

@@ -8,6 +8,10 @@ A method turns a PDE and a case's size into a trainer with
   jittable for JAX methods
 * ``predict(state, points) -> values``    u at scattered points of shape (n, n_in)
 * ``size_info()``                         what "number of collocation points" means here
+* ``n_params(state)``, ``describe()``      for the record
+
+and optional hooks with their defaults declared on :class:`Method` (``supports``,
+``curve_keys``, ``evaluate``). The harness calls these and nothing else.
 
 Registering a method is one module with a `Method` subclass and one line in
 ``methods/__init__.py``.
@@ -38,6 +42,12 @@ class Method:
     choices: ClassVar[dict[str, tuple]] = {"optimizer": ("adam",)}
     #: optional packages the method needs beyond the core install: (import name, pip fix)
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: step metrics kept on the training curve besides the loss (e.g. causal ``min_w``)
+    curve_keys: ClassVar[tuple[str, ...]] = ()
+    #: ``evaluate(state, final=False) -> {rel_l2, ...}`` for methods with their own error
+    #: protocol (operator learning); None: the harness compares ``predict`` with the exact
+    #: solution at uniform random points
+    evaluate = None
 
     def __init__(self, pde: PDE, n_per_axis: int, params: dict | None = None,
                  dtype: str = "float32"):
@@ -86,7 +96,7 @@ class Method:
     @classmethod
     def supports(cls, pde: PDE) -> str | None:
         """None if the method can run this PDE, else a one-line reason."""
-        if getattr(pde, "parametric", False):
+        if pde.parametric:
             return "parametric PDE: needs an operator-learning method (e.g. nsm)"
         return None
 

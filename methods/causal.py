@@ -142,7 +142,7 @@ class CausalTraining:
 
     def _setup_causal(self):
         p, pde = self.params, self.pde
-        self.periodic = tuple(getattr(pde, "periodic_axes", ())) if p["fourier_modes"] else ()
+        self.periodic = tuple(pde.periodic_axes) if p["fourier_modes"] else ()
         if p["fourier_modes"] and not self.periodic:
             raise ValueError(f"method.{self.name}.fourier_modes = {p['fourier_modes']} needs a PDE "
                              f"with periodic axes; {pde.name!r} has none (valid: 0)")

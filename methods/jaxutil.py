@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from . import optim
 from .base import Method
 
 ACTIVATIONS = {"tanh": jnp.tanh, "sin": jnp.sin, "gelu": nn.gelu, "relu": nn.relu}
@@ -52,10 +53,11 @@ class JaxMethod(Method):
     inverse: dict | None = None
 
     def optimizer(self):
-        name = self.params["optimizer"]
-        if name == "adam":
-            return optax.adam(self.params["lr"])
-        raise ValueError(f"unknown optimizer {name!r} (valid: adam)")
+        """The case's optimizer (``methods.optim``), built once per method instance."""
+        tx = self.__dict__.get("_tx")
+        if tx is None:
+            tx = self.__dict__["_tx"] = optim.build(self.params)
+        return tx
 
     def init(self, key):
         params = self.trainable_init(key)

@@ -58,6 +58,7 @@ import jax.numpy as jnp
 
 from pdes import Fields, as_tuple
 
+from . import xla_cost
 from .forward_laplacian import dense_layers, forward, laplacian_weights, value_forward, with_layers
 from .pinn_fl import PinnFL
 
@@ -377,9 +378,7 @@ class Kfac(PinnFL):
             params = jax.eval_shape(self.init_params, key)
             batch = jax.eval_shape(self.sample, key)
             f = jax.jit(lambda p, b: self.half_loss(dense_layers(p), b))
-            ca = f.lower(params, batch).compile().cost_analysis()
-            ca = ca[0] if isinstance(ca, (list, tuple)) else ca
-            one = float(ca.get("flops")) if ca and ca.get("flops") is not None else None
+            one = xla_cost.flops(f.lower(params, batch).compile())
         except Exception as e:  # cost analysis is best effort
             return {"flops_note": f"{note}; loss FLOPs unavailable ({type(e).__name__})"}
         return {"flops_note": note, "line_search_loss_flops": one,

@@ -55,7 +55,7 @@ import optax
 
 from pdes import Fields
 
-from . import spectral
+from . import spectral, xla_cost
 from .jaxutil import JaxMethod, count_params
 
 ACTS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu, "sin": jnp.sin}
@@ -126,16 +126,6 @@ def fd(u, axis: int, order: int, h: float, periodic: bool):
     return jnp.concatenate([lo, inner, hi], axis=axis)
 
 
-def _flops(compiled):
-    try:
-        ca = compiled.cost_analysis()
-    except Exception:  # best effort (REFERENCES 4.3)
-        return None
-    if isinstance(ca, (list, tuple)):
-        ca = ca[0] if ca else None
-    return float(ca["flops"]) if ca and "flops" in ca else None
-
-
 class Nsm(JaxMethod):
     name = "nsm"
     description = ("Neural Spectral Method: FNO on spectral coefficients, spectral residual loss "
@@ -146,10 +136,6 @@ class Nsm(JaxMethod):
                 "mollifier_scale": 1e-3, "loss_weights": "unit", "time_modes": 0,
                 "decay_steps": 0, "decay_rate": 1e-3, "clip": 0.0,
                 "infer_res": [32, 64, 128, 256], "infer_repeats": 5}
-    # tests/benchmarks: an operator method is benchmarked on a parametric PDE (modes per axis)
-    bench_pde = ("nsm-poisson", 2, {"n_test": 8})
-    bench_sizes = {"small": 8, "medium": 16}
-    bench_params = {"width": 32, "depth": 2, "batch": 8}
     choices = {"optimizer": ("adam",), "activation": tuple(ACTS), "conv": ("auto", "real", "complex"),
                "loss_weights": ("unit", "parseval")}
 
@@ -195,15 +181,15 @@ class Nsm(JaxMethod):
     # -- what this method can run ------------------------------------------------------------
     @classmethod
     def supports(cls, pde) -> str | None:
-        if not getattr(pde, "parametric", False):
+        if not pde.parametric:
             return ("single-instance PDE: this NSM learns a solution operator over GP inputs "
                     "(parametric nsm-* PDEs); fixing phi to one instance needs a lifting of "
                     "non-homogeneous boundary data, not implemented")
-        kinds = getattr(pde, "basis_kinds", lambda: [])()
+        kinds = pde.basis_kinds()  # a parametric PDE is a pdes.base.ParametricPDE
         if not kinds or any(k not in spectral.BASES for k in kinds):
             return f"no spectral basis for the domain (axes: {kinds})"
-        if getattr(pde, "output_transform", None) not in TRANSFORMS:
-            return f"no exact output transform for {getattr(pde, 'output_transform', None)!r}"
+        if pde.output_transform not in TRANSFORMS:
+            return f"no exact output transform for {pde.output_transform!r}"
         if pde.n_out != 1:
             return "systems (n_out > 1) are not supported"
         return None
@@ -384,7 +370,7 @@ class Nsm(JaxMethod):
             mats = self.basis.eval_matrices([b.uniform(int(r)) for b in self.basis.bases])
             fn = jax.jit(lambda p, x, mats=mats: self.solve(p, x, mats))
             fn = fn.lower(state["params"], phi).compile()
-            flops.append(_flops(fn))
+            flops.append(xla_cost.flops(fn))
             jax.block_until_ready(fn(state["params"], phi))
             ts = []
             for _ in range(self.params["infer_repeats"]):

@@ -72,7 +72,9 @@ class PinnFL(Pinn):
                 "arXiv 2405.15603 (derivative engine)")
     defaults = {**Pinn.defaults, "engine": "forward-laplacian", "n_interior": 0, "n_boundary": 0,
                 "widths": []}
-    choices = {**Pinn.choices, "engine": ("forward-laplacian",)}
+    #: the forward Laplacian (and KFAC's factors) propagate through dense tanh layers only:
+    #: ``mlp = "modified"`` (the gated ModifiedMLP) is refused at suite validation
+    choices = {**Pinn.choices, "engine": ("forward-laplacian",), "mlp": ("plain",)}
 
     def __init__(self, pde, n_per_axis, params=None, dtype="float32"):
         super().__init__(pde, n_per_axis, params, dtype)

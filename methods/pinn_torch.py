@@ -8,7 +8,7 @@ the same code: ``TorchFields`` hands out derivatives with ``xp = torch``, and ``
 ``glorot_normal`` exactly (a normal truncated at ±2σ, rescaled to variance 2/(fan_in + fan_out)),
 zero biases; Adam (β = 0.9, 0.999, ε = 1e-8, the optax defaults).
 
-The torch protocol differs from the JAX one in three ways (bench/torch_worker.py drives it):
+The torch protocol differs from the JAX one in three ways (bench/backends/torch.py drives it):
 ``init(seed)`` and ``sample(seed)`` take integer seeds, ``step`` updates the model in place
 (eager, not jitted) and returns loss tensors without synchronising, and ``self.device`` is set
 by the worker before ``init``. torch is an optional dependency: it is imported lazily.

@@ -23,6 +23,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Sequence
 
+import numpy as np
+
 
 class Fields:
     """Derivatives of the current model at a set of points (the vocabulary PDEs use).
@@ -157,6 +159,12 @@ class PDE:
     #: named coefficients of the residual an inverse problem may learn: name -> meaning. The
     #: true value is the attribute of that name; the residual reads it through `coef`
     coefficients: ClassVar[dict[str, str]] = {}
+    #: a family of problems (input function -> solution): only operator-learning methods run it
+    parametric: ClassVar[bool] = False
+    #: input axes on which the solution is periodic (period = the axis' bounds)
+    periodic_axes: ClassVar[tuple[int, ...]] = ()
+    #: the mollifier that enforces BC/IC exactly for operator methods ("periodic", "initial"), if any
+    output_transform: ClassVar[str | None] = None
 
     def __init__(self, dim: int, **params):
         check_dim(type(self), dim)
@@ -320,3 +328,40 @@ class Registry:
                 self.add(ep.name, ep.load())
             except Exception as e:
                 warnings.warn(f"pinnbench: {self.kind} plugin {ep.name!r} failed to load: {e}", stacklevel=2)
+
+class ParametricPDE(PDE):
+    """Base of the operator-learning PDE families (see the module docstring)."""
+
+    parametric = True
+    output_transform = "periodic"
+
+    def basis_kinds(self) -> list[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def input_grid(self) -> list[tuple[str, int]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sample_inputs(self, key, batch: int, dtype):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def reference(self, phi: np.ndarray, axes: list) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def eval_axes(self) -> list[np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def test_inputs(self) -> np.ndarray:
+        """The held-out inputs: ``n_test`` draws from PRNGKey(test_seed) (REFERENCES 1.3)."""
+        import jax
+
+        key = jax.random.PRNGKey(int(self.params["test_seed"]))
+        return np.asarray(self.sample_inputs(key, int(self.params["n_test"]), np.float64
+                                             if jax.config.jax_enable_x64 else np.float32),
+                          np.float64)
+
+    def exact(self, coords, xp):
+        raise ValueError(f"PDE {self.name!r} is parametric: no single exact solution "
+                         "(use reference(phi, axes))")
+
+    def conditions(self):
+        return []  # BC/IC are enforced exactly by the output transform

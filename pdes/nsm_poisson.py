@@ -15,7 +15,8 @@ the method's basis code.
 
 A *parametric* PDE is a family: the learner maps an input function phi (a source or an initial
 condition) to the solution, trained on fresh GP draws and tested on held-out draws. Such PDEs
-set ``parametric = True`` (pointwise PINN methods refuse them) and provide, beyond `PDE`:
+subclass ``pdes.base.ParametricPDE`` (``parametric = True``: pointwise PINN methods refuse
+them) and provide, beyond `PDE`:
 
 * ``basis_kinds()``: "fourier" or "chebyshev" per input axis (time first), the basis that fits
   the domain;
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import PDE
+from .base import PDE, ParametricPDE  # noqa: F401 (ParametricPDE re-exported)
 
 
 def periodic_gp_factor(n: int, length: float) -> np.ndarray:
@@ -62,44 +63,6 @@ def periodic_sinc_matrix(n: int, x) -> np.ndarray:
         w = 1.0 if (n % 2 == 0 and k == m) else 2.0
         out = out + w * np.cos(2 * np.pi * k * y)
     return out / n
-
-
-class ParametricPDE(PDE):
-    """Base of the operator-learning PDE families (see the module docstring)."""
-
-    parametric = True
-    output_transform = "periodic"
-
-    def basis_kinds(self) -> list[str]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def input_grid(self) -> list[tuple[str, int]]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def sample_inputs(self, key, batch: int, dtype):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def reference(self, phi: np.ndarray, axes: list) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
-
-    def eval_axes(self) -> list[np.ndarray]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def test_inputs(self) -> np.ndarray:
-        """The held-out inputs: ``n_test`` draws from PRNGKey(test_seed) (REFERENCES 1.3)."""
-        import jax
-
-        key = jax.random.PRNGKey(int(self.params["test_seed"]))
-        return np.asarray(self.sample_inputs(key, int(self.params["n_test"]), np.float64
-                                             if jax.config.jax_enable_x64 else np.float32),
-                          np.float64)
-
-    def exact(self, coords, xp):
-        raise ValueError(f"PDE {self.name!r} is parametric: no single exact solution "
-                         "(use reference(phi, axes))")
-
-    def conditions(self):
-        return []  # BC/IC are enforced exactly by the output transform
 
 
 class NsmPoisson(ParametricPDE):

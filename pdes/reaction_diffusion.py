@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nsm_poisson import ParametricPDE, periodic_gp_factor, periodic_sinc_matrix
+from .base import ParametricPDE
+from .nsm_poisson import periodic_gp_factor, periodic_sinc_matrix
 
 
 def logistic_flow(u, rho: float, dt: float):

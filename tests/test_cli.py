@@ -166,13 +166,13 @@ def test_list_names_every_suite_method_and_pde():
 @pytest.fixture
 def gpu_machine(monkeypatch):
     """resolve_device on a pretend machine: (GPUs NVML sees, whether JAX has its CUDA plugin)."""
-    from bench import cli
+    from bench import devices
     from bench.measure import memory
 
     def set_(n_gpus: int, jax_cuda: bool):
         monkeypatch.setattr(memory, "nvml_device_count", lambda: n_gpus)
-        monkeypatch.setattr(cli, "jax_has_cuda", lambda: jax_cuda)
-        return cli
+        monkeypatch.setattr(devices, "jax_has_cuda", lambda: jax_cuda)
+        return devices
 
     return set_
 

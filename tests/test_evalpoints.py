@@ -3,25 +3,11 @@ framework (``pinn`` in JAX and ``pinn-torch`` in PyTorch are scored on identical
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
 import pdes
 from bench.evalpoints import eval_points
-
-
-def _worker_fn(modules):
-    """The eval-point function of a worker (found where the harness keeps it)."""
-    for name in modules:
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(mod, "_eval_points"):
-            return mod._eval_points
-    pytest.fail(f"no _eval_points in any of {modules}")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -40,16 +26,28 @@ def test_pinn_and_pinn_torch_get_identical_points(pde_name, dim, seed, dtype):
 
 
 def _compare(jax, jnp, torch, pde_name, dim, seed, dtype):
+    """Both backends' evaluation points for one case configuration (bench.backends)."""
+    from dataclasses import replace
+
+    import methods
+    from bench.backends import get
+    from bench.suite import load
+
     pde = pdes.build(pde_name, dim)
-    jax_fn = _worker_fn(["bench.worker", "bench.backends.jax", "bench.backends.jax_worker"])
-    torch_fn = _worker_fn(["bench.torch_worker", "bench.backends.torch", "bench.backends.torch_worker"])
-    jpts, jex = jax_fn(jax, jnp, pde, seed, 256, jnp.dtype(dtype))
-    tpts, tex = torch_fn(torch, pde, seed, 256, getattr(torch, dtype), "cpu")
-    jpts, tpts = np.asarray(jpts), tpts.numpy()
+    case = replace(load("smoke").cases[0], pde=pde_name, dim=dim, seed=seed, dtype=dtype, eval_points=256)
+    jb = get("jax")(case)
+    jb.configure()
+    jpts, jex = jb.eval_points(pde)
+    tb = get("torch")(replace(case, method="pinn-torch"))
+    tb.configure()
+    tb.attach(methods.get("pinn-torch")(pde, 4, {}, dtype))
+    tpts, tex = tb.eval_points(pde)
+    jpts, tpts = np.asarray(jpts), tpts.cpu().numpy()
     assert jpts.dtype == tpts.dtype == np.dtype(dtype) and jpts.shape == (256, pde.n_in)
     np.testing.assert_array_equal(jpts, tpts)
-    np.testing.assert_allclose(np.asarray(jex), tex.numpy(), rtol=1e-5 if dtype == "float32" else 1e-12,
+    np.testing.assert_allclose(np.asarray(jex), tex.cpu().numpy(), rtol=1e-5 if dtype == "float32" else 1e-12,
                                atol=1e-6 if dtype == "float32" else 1e-12)
+    np.testing.assert_array_equal(jpts, eval_points(pde.bounds(), 256, seed).astype(dtype))
 
 
 def test_points_depend_on_seed_and_stay_in_the_box():

@@ -112,7 +112,9 @@ def test_gpu_test_files_are_those_with_a_gpu_marked_test():
     (1, False, "pip install 'jax[cuda13]==0.10.2'"), (0, True, "no NVIDIA GPU visible")])
 def test_gpu_check_refuses_without_cuda_jax_in_one_line(monkeypatch, capsys, n_gpus, plugin, needle):
     monkeypatch.setattr(memory, "nvml_device_count", lambda: n_gpus)
-    monkeypatch.setattr(cli, "jax_has_cuda", lambda: plugin)
+    from bench import devices
+
+    monkeypatch.setattr(devices, "jax_has_cuda", lambda: plugin)
     monkeypatch.setattr(gpucheck, "main", lambda *a: pytest.fail("ran without a usable GPU"))
     assert cli.main(["gpu-check", "--device", "gpu"]) == 2
     err = capsys.readouterr().err

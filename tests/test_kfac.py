@@ -214,3 +214,16 @@ def test_bad_parameters_are_one_line_errors():
 
 class _TwoOut(pdes.get("poisson")):
     n_out = 2
+
+
+def test_forward_laplacian_methods_refuse_the_modified_mlp_at_validation():
+    """pinn-fl and kfac have no forward-Laplacian path (nor KFAC factors) for the gated
+    ModifiedMLP: the combination is refused with the valid choice, not a crash in the loss."""
+    import pytest
+
+    import methods
+
+    for name in ("pinn-fl", "kfac", "kfac-star"):
+        with pytest.raises(ValueError, match=r"mlp = 'modified' is not valid \(valid: plain\)"):
+            methods.get(name).resolve_params({"mlp": "modified"})
+    assert methods.get("pinn").resolve_params({"mlp": "modified"})["mlp"] == "modified"

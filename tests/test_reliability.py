@@ -467,7 +467,7 @@ def test_phases_are_saved_on_entry_and_named_in_error_records(tmp_path, monkeypa
             seen.append(json.loads(out.read_text())["phase"])
         raise ValueError("boom")
 
-    monkeypatch.setitem(worker.RUNNERS, "jax", fake_runner)
+    monkeypatch.setattr(worker, "run_method", fake_runner)
     rec = worker.run(_case(), out)
     assert seen == ["build", "compile", "train"]
     assert rec["failed_phase"] == "train" and rec["error"].startswith("in phase 'train': ValueError: boom")

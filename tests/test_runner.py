@@ -101,7 +101,7 @@ def test_nan_replay_draws_the_batches_of_the_timed_run():
     for samples in (1, 4, 20):
         case = SimpleNamespace(steps=20, timing_samples=samples, max_seconds=0, eval_every=0,
                                target_rel_l2=0)
-        M = SimpleNamespace(params={"resample_every": 3})
+        M = SimpleNamespace(params={"resample_every": 3}, curve_keys=())
         at = []
 
         def resample(done):
@@ -113,5 +113,5 @@ def test_nan_replay_draws_the_batches_of_the_timed_run():
         assert r.stop == "nan" and r.done >= 7 and at[:2] == [3, 6]
         draws[samples] = at
     assert len({tuple(v) for v in draws.values()}) == 1  # same schedule whatever the chunks
-    found = worker._locate_nan(jax, step, lambda k: 0, lambda k: k, None, k_sample, 3, 20)
+    found = worker.locate_nan(step, lambda: 0, lambda: k_sample, lambda d: jax.random.fold_in(k_sample, d), 3, 20)
     assert found == 7

@@ -1,4 +1,4 @@
-"""pinn-torch (methods/pinn_torch.py) and the worker's torch path (bench/torch_worker.py)."""
+"""pinn-torch (methods/pinn_torch.py) and the torch backend (bench/backends/torch.py)."""
 
 import json
 

@@ -2,9 +2,8 @@
 
 Checked against the code, not a copy of it: tox envs against tox.ini, ``python -m bench ...``
 lines against ``bench.cli``'s own argument parser (subcommands and options), suite names
-against ``bench/suites``, version pins against pyproject.toml. Names that other work in flight
-adds (the ``heat4d-gpu`` suite, the ``compare`` subcommand, ``.ci/run``) are listed in
-``PENDING``: while one is missing its test skips and says so; everything else must hold now.
+against ``bench/suites``, version pins against pyproject.toml, and the names the workflows
+rely on (the ``heat4d-gpu`` suite, the ``compare`` subcommand, ``.ci/run``) must exist.
 """
 
 from __future__ import annotations
@@ -24,11 +23,6 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
-PENDING = {
-    "suite heat4d-gpu": "GPU-scale heat4d suite (added with the heat4d suites)",
-    "bench compare": "`python -m bench compare BASE NEW --threshold P%` (added with bench.report)",
-    "file .ci/run": "the CI entry script (added by the lead)",
-}
 
 
 def load(name: str) -> dict:
@@ -85,23 +79,6 @@ def bench_argvs():
             yield name, step, argv[3:]
 
 
-def pending_missing() -> dict[str, str]:
-    """The PENDING names not present in this tree yet."""
-    from bench.cli import build_parser
-    from bench.suite import available_suites
-
-    missing = {}
-    if "heat4d-gpu" not in available_suites():
-        missing["suite heat4d-gpu"] = PENDING["suite heat4d-gpu"]
-    try:
-        build_parser().parse_args(["compare", "a", "b", "--threshold", "10%"])
-    except SystemExit:
-        missing["bench compare"] = PENDING["bench compare"]
-    if not (ROOT / ".ci" / "run").is_file():
-        missing["file .ci/run"] = PENDING["file .ci/run"]
-    return missing
-
-
 @pytest.mark.parametrize("name", ["ci.yml", "gpu.yml"])
 def test_workflow_is_valid_yaml_with_jobs(name):
     wf = load(name)
@@ -145,32 +122,31 @@ def test_tox_envs_named_in_workflows_exist():
 
 
 def test_bench_cli_lines_parse_with_the_real_parser():
-    """Every `python -m bench ...` line parses with bench.cli's parser, except pending names."""
+    """Every `python -m bench ...` line parses with bench.cli's parser."""
     from bench.cli import build_parser
 
     parser = build_parser()
-    missing = pending_missing()
     checked = 0
     for wf_name, step, args in bench_argvs():
-        if args[0] == "compare" and "bench compare" in missing:
-            continue
         try:
             ns = parser.parse_args(args)
         except SystemExit:
             pytest.fail(f"{wf_name} step {step!r}: `python -m bench {' '.join(args)}` does not parse")
         checked += 1
-        if ns.command == "run" and ns.suite != "heat4d-gpu":
+        if ns.command == "run":
             from bench.suite import available_suites
 
             assert ns.suite in available_suites(), f"{wf_name}: unknown suite {ns.suite!r}"
     assert checked >= 1
 
 
-def test_pending_names_exist():
-    missing = pending_missing()
-    if missing:
-        pytest.skip("named by the workflows, not in this tree yet: "
-                    + "; ".join(f"{k} ({v})" for k, v in missing.items()))
+def test_names_the_workflows_rely_on_exist():
+    from bench.cli import build_parser
+    from bench.suite import available_suites
+
+    assert "heat4d-gpu" in available_suites()
+    build_parser().parse_args(["compare", "a", "b", "--threshold", "10%"])  # SystemExit if absent
+    assert (ROOT / ".ci" / "run").is_file()
 
 
 def test_gpu_suite_and_compare_syntax_use_the_documented_form():

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from methods.xla_cost import cost_analysis
+
 #: custom-call targets that do no arithmetic (sharding annotations) or that XLA's GPU cost
 #: analysis does count (cuBLAS / cuDNN GEMMs and convolutions): not reported as uncounted
 COUNTED_OR_FREE = ("Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape", "__cublas", "__cudnn",
@@ -42,6 +44,7 @@ def step_flops(metrics: dict, method: dict | None = None) -> tuple[float | None,
     return float(raw) + (float(corr) if corr else 0.0), calls
 
 
+
 def memory_stats(compiled) -> dict:
     out = {"xla_temp_bytes": None, "xla_arg_bytes": None, "xla_out_bytes": None,
            "xla_alias_bytes": None, "xla_code_bytes": None, "xla_total_bytes": None}
@@ -62,18 +65,15 @@ def memory_stats(compiled) -> dict:
 
 
 def cost_stats(compiled) -> dict:
+    """FLOPs, transcendentals and bytes accessed per call (``methods.xla_cost``, the one reader),
+    and the custom calls the count leaves out (``flops_uncounted_calls``)."""
     out = {"flops_per_step": None, "transcendentals": None, "bytes_accessed": None,
            "flops_uncounted_calls": None}
     try:
         out["flops_uncounted_calls"] = uncounted_custom_calls(compiled.as_text())
     except Exception:  # best effort: an executable without HLO text leaves it unknown
         pass
-    try:
-        ca = compiled.cost_analysis()
-    except Exception:
-        ca = None
-    if isinstance(ca, (list, tuple)):  # older JAX returned one dict per computation
-        ca = ca[0] if ca else None
+    ca = cost_analysis(compiled)
     if not ca:
         return out
     out["flops_per_step"] = ca.get("flops")

@@ -109,7 +109,7 @@ def build_report(suite: str, results: Path, out: Path | None = None, baseline: s
         except (ValueError, KeyError) as e:
             raise BenchError(f"claims file: {e}") from None
     out = Path(out) if out is not None else DEFAULT_REPORTS / f"{suite}.md"
-    from bench.cli import check_output
+    from bench.outfiles import check_output
 
     check_output(out, "--out", make_parents=True)  # missing directories are made (reports/)
     try:

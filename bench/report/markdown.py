@@ -19,8 +19,6 @@ from bench.report import inverse as minverse
 from bench.report import tables as mt
 from bench.store import shipped_path, write_shipped
 
-SECTIONS = ("Environment", "Results", "Claims", "Reproduce")
-
 
 @dataclass
 class Report:

@@ -2,22 +2,24 @@
 
 The table walks ``methods.REGISTRY`` at collection time, so a newly registered method is
 benchmarked without editing this file. Each case builds the method on a shared PDE (the (2+1)-d
-heat equation unless the method declares ``bench_pde``), compiles its step once and runs it once
+heat equation unless ``BENCH_SETTINGS`` names another), compiles its step once and runs it once
 (warm-up, excluded from the statistics), then benchmarks a callable that runs one step *and*
 synchronises the device inside the callable: pytest-benchmark's timer does not know about
 asynchronous dispatch, so without ``block_until_ready`` / ``torch.cuda.synchronize`` it would time
 the enqueue only.
 
-Optional class attributes a method may set to steer its benchmark:
+Benchmark settings live here, not on the method classes: ``BENCH_SETTINGS`` maps a method
+class (subclasses inherit the entry) to any of
 
-* ``bench_pde = (name, dim, params)``: the PDE to benchmark on (e.g. a parametric PDE for an
-  operator method); default ``("heat", 2, {})``.
-* ``bench_sizes = {"small": n, "medium": n}``: ``n_per_axis`` per size; default 4 and 8.
-* ``bench_params = {...}``: method parameters for the benchmark; default the method's defaults.
+* ``pde = (name, dim, params)``: the PDE to benchmark on (e.g. a parametric PDE for an
+  operator method); default ``("heat", 2, {})``;
+* ``sizes = {"small": n, "medium": n}``: ``n_per_axis`` per size; default 4 and 8;
+* ``params = {...}``: method parameters for the benchmark; default the method's defaults.
 
 ``extra_info`` of every entry: method, framework, size, n_per_axis, n_points, pde, dim,
 device, ``xla_temp_bytes`` / ``xla_total_bytes`` (XLA memory analysis of the compiled step),
-``flops_per_step`` (XLA cost analysis, or torch's flop counter), and the device allocator
+``flops_per_step`` (XLA cost analysis by ``bench.measure.xla``, or the torch backend's FLOP
+count ``bench.backends.torch.count_flops``: the numbers the worker records), and the device allocator
 peak where the backend has one (``device_peak_bytes``; None on the CPU).
 
 ``PINNBENCH_BENCH_SLEEP_MS`` (read here only, used by ``tests/test_bench_compare.py``) adds a
@@ -45,12 +47,20 @@ SIZES = tuple(DEFAULT_SIZES)
 SLEEP_ENV = "PINNBENCH_BENCH_SLEEP_MS"
 SEED = 0
 
+#: per method class (subclasses inherit): pde / sizes / params of its benchmark
+BENCH_SETTINGS: dict[type, dict] = {
+    # an operator method is benchmarked on a parametric PDE (modes per axis)
+    methods.nsm.Nsm: {"pde": ("nsm-poisson", 2, {"n_test": 8}), "sizes": {"small": 8, "medium": 16},
+                      "params": {"width": 32, "depth": 2, "batch": 8}},
+}
+
 
 def bench_config(mcls) -> tuple[tuple[str, int, dict], dict[str, int], dict]:
     """(pde spec, sizes, params) the benchmark uses for method class ``mcls``."""
-    name, dim, params = getattr(mcls, "bench_pde", None) or DEFAULT_PDE
-    sizes = {**DEFAULT_SIZES, **(getattr(mcls, "bench_sizes", None) or {})}
-    return (name, int(dim), dict(params)), sizes, dict(getattr(mcls, "bench_params", None) or {})
+    settings = next((BENCH_SETTINGS[c] for c in mcls.__mro__ if c in BENCH_SETTINGS), {})
+    name, dim, params = settings.get("pde") or DEFAULT_PDE
+    sizes = {**DEFAULT_SIZES, **settings.get("sizes", {})}
+    return (name, int(dim), dict(params)), sizes, dict(settings.get("params", {}))
 
 
 def injected_sleep_s() -> float:
@@ -113,6 +123,8 @@ def _jax_case(M):
 def _torch_case(M):
     import torch
 
+    from bench.backends.torch import count_flops
+
     if hasattr(M, "device") and torch.cuda.is_available():
         M.device = "cuda"  # the torch protocol: the driver sets the device before init()
     on_cuda = torch.device(getattr(M, "device", "cpu")).type == "cuda"
@@ -136,7 +148,7 @@ def _torch_case(M):
 
     one_step()  # warm-up (lazy allocation, cuDNN/cuBLAS handles)
     info = {"xla_temp_bytes": None, "xla_total_bytes": None,
-            "flops_per_step": _torch_flops(torch, one_step),
+            "flops_per_step": count_flops(torch, one_step),
             "device": "cuda" if on_cuda else "cpu", "torch_num_threads": torch.get_num_threads()}
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -145,32 +157,6 @@ def _torch_case(M):
     else:
         info["device_peak_bytes"] = None
     return one_step, info
-
-
-def _torch_flops(torch, fn) -> int:
-    """FLOPs of one call of ``fn``: torch.utils.flop_counter's per-op formulas, summed.
-
-    A bare dispatch mode rather than ``FlopCounterMode``: the latter's module tracker installs
-    backward hooks that break ``autograd.grad(create_graph=True)`` inside the counted region
-    (torch 2.13: "A leaf node was passed to _will_engine_execute_node"), which every PINN
-    residual uses. Ops without a formula (elementwise) count zero, as in FlopCounterMode.
-    """
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils.flop_counter import flop_registry
-
-    class Count(TorchDispatchMode):
-        total = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            formula = flop_registry.get(func._overloadpacket)
-            if formula is not None:
-                self.total += int(formula(*args, **(kwargs or {}), out_val=out))
-            return out
-
-    with Count() as counter:
-        fn()
-    return int(counter.total)
 
 
 FRAMEWORKS = {"jax": _jax_case, "torch": _torch_case}
@@ -189,7 +175,7 @@ def _table():
 
 def test_every_registered_method_has_a_benchmark_entry():
     """The table has one runnable entry per registered method and size: a method that cannot
-    run the shared PDE must name one it can (``bench_pde``), or its entries would be skips."""
+    run the shared PDE must name one it can (``BENCH_SETTINGS``), or its entries would be skips."""
     missing = []
     for name in methods.REGISTRY.names():
         mcls = methods.get(name)

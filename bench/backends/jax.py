@@ -1,0 +1,145 @@
+"""The JAX backend: jit, lower and compile on abstract shapes, XLA cost and memory analysis.
+
+``lower_s`` (trace + lower) and ``compile_s`` are timed on abstract shapes (nothing is
+allocated, so a case whose compiled memory analysis cannot fit ends as ``oom`` before running,
+with the estimate); the step is synchronised with ``block_until_ready`` on its whole output
+(REFERENCES.md 4.1); one PRNG key per case is split into init, sample and evaluation keys,
+and the batch after ``done`` steps is drawn with ``fold_in(k_sample, done)``.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+from bench import loop
+from bench.backends.base import NO_NVML, Backend, CaseOOM
+from bench.measure import env as menv
+from bench.measure import memory as mmem
+from bench.measure.timing import Timer
+
+
+def jax_env(jax, case) -> dict:
+    dev = jax.devices()[0]
+    info = {"backend": jax.default_backend(), "device_kind": dev.device_kind,
+            "device_platform": dev.platform, "n_devices": jax.device_count(),
+            "x64": bool(jax.config.jax_enable_x64), "matmul_precision": case.precision,
+            "dtype": case.dtype}
+    if dev.platform == "gpu" or jax.default_backend() == "gpu":
+        info.update(mmem.nvml_info(getattr(dev, "id", 0)))
+        info["device_name"] = info.get("gpu_name", dev.device_kind)
+    else:
+        info["device_name"] = f"CPU: {menv.cpu_model()} ({os.cpu_count()} cores)"
+    return info
+
+
+class JaxBackend(Backend):
+    name = "jax"
+
+    def configure(self) -> dict:
+        import jax
+
+        case = self.case
+        if case.dtype == "float64":
+            jax.config.update("jax_enable_x64", True)
+        jax.config.update("jax_default_matmul_precision", case.precision)
+        self.jax = jax
+        self.on_gpu = jax.default_backend() == "gpu"
+        self.device = jax.devices()[0]
+        return jax_env(jax, case)
+
+    def compile(self, rec: dict) -> None:
+        from bench.measure.xla import cost_stats, memory_stats
+
+        jax, M, m = self.jax, self.M, rec["metrics"]
+        self.k_init, self.k_sample, self.k_eval = jax.random.split(jax.random.PRNGKey(self.case.seed), 3)
+        state_shape = jax.eval_shape(M.init, self.k_init)
+        batch_shape = jax.eval_shape(M.sample, self.k_sample)
+        rec["method"]["n_params"] = M.n_params(state_shape)
+        step = jax.jit(M.step, donate_argnums=(0,) if self.on_gpu else ())
+        with Timer() as t_lower:
+            lowered = step.lower(state_shape, batch_shape)
+        with Timer() as t_comp:
+            self.compiled = lowered.compile()
+        m.update(lower_s=t_lower.s, compile_s=t_comp.s, **memory_stats(self.compiled),
+                 **cost_stats(self.compiled))
+        self._init, self._sample = jax.jit(M.init), jax.jit(M.sample)
+
+    def check_fits(self, rec: dict) -> None:
+        m, case = rec["metrics"], self.case
+        limit = mmem.jax_device_peak(self.device)["device_limit_bytes"] if self.on_gpu else None
+        avail = limit if limit else mmem.available_host_bytes()
+        if case.memory_limit_gb and not self.on_gpu:  # the runner's watchdog kills the worker above it
+            import psutil
+
+            headroom = int(case.memory_limit_gb * 2**30) - psutil.Process().memory_info().rss
+            avail = max(0, min(avail or headroom, headroom))
+        need = m.get("xla_total_bytes")
+        m["memory_available_bytes"] = avail
+        if need and avail and need > avail:
+            raise CaseOOM(f"compiled memory analysis needs {need / 2**30:.2f} GiB per step, "
+                          f"{avail / 2**30:.2f} GiB available: not run")
+
+    def init(self):
+        return self._init(self.k_init)
+
+    def first_batch(self):
+        return self.jax.block_until_ready(self._sample(self.k_sample))
+
+    def resample(self, done: int):
+        return self.jax.block_until_ready(self._sample(self.jax.random.fold_in(self.k_sample, done)))
+
+    def step(self, state, batch):
+        return self.compiled(state, batch)
+
+    def sync(self, tree=None) -> None:
+        self.jax.block_until_ready(tree)
+
+    def eval_points(self, pde, n: int | None = None):
+        """The held-out points (``Backend.held_out``) as a JAX array, and the exact solution."""
+        jnp = self.jax.numpy
+        dtype = jnp.float64 if self.case.dtype == "float64" else jnp.float32
+        pts = jnp.asarray(self.held_out(pde), dtype)
+        ex = pde.exact([pts[:, i] for i in range(pts.shape[1])], jnp)
+        ex = jnp.stack(ex, -1) if isinstance(ex, (tuple, list)) else ex
+        return pts, ex
+
+    def predict(self, state, points):
+        import numpy as np
+
+        jnp = self.jax.numpy
+        dtype = jnp.float64 if self.case.dtype == "float64" else jnp.float32
+        return np.asarray(self.jax.jit(self.M.predict)(state, jnp.asarray(points, dtype)), np.float64)
+
+    def evaluator(self, pde):
+        M, jnp = self.M, self.jax.numpy
+        if M.evaluate is not None:  # methods with their own error protocol (operator learning)
+            return M.evaluate
+        pts, exact = self.eval_points(pde, self.case.eval_points)
+        predict = self.jax.jit(M.predict)
+
+        def evaluate(state, final=False):
+            pred = predict(state, pts)
+            return {**loop.errors(jnp, pred, exact), **pde.errors(pred, exact, jnp)}
+
+        return evaluate
+
+    @contextmanager
+    def memory_probe(self, rec: dict):
+        from bench.measure import nvml as mnvml
+
+        m = rec["metrics"]
+        sampler = mmem.NvmlSampler(getattr(self.device, "id", 0)) if self.on_gpu else None
+        if sampler:
+            sampler.start()
+            self.window = sampler.window  # GPU utilisation and energy over the timed chunks
+        try:
+            yield
+        finally:
+            if sampler:
+                m.update(sampler.stop())
+                m.update(sampler.telemetry())
+            else:
+                m.update(NO_NVML)
+                m.update(mnvml.unavailable(NO_NVML["nvml_reason"]))
+            m.update(mmem.jax_device_peak(self.device))
