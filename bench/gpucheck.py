@@ -549,6 +549,8 @@ def summary_text(ctx: dict, tests: dict, run: CaseRun, recs: dict, claims: dict,
 def write_out(out: Path, reports: Path, stems: dict, summary: str, data: dict) -> list[dict]:
     """Copy the reports, packed records and figures into ``out`` (flat) and check the limits;
     the figures' tar is left out (and said so) where it would break them."""
+    from bench import store
+
     out.mkdir(parents=True, exist_ok=True)
     files = []
 
@@ -580,24 +582,14 @@ def write_out(out: Path, reports: Path, stems: dict, summary: str, data: dict) -
     files.append(out / "gpu-check.json")
     listing = [{"name": f.name, "bytes": f.stat().st_size if f.exists() else None} for f in files]
     data["files"] = listing
-    (out / "gpu-check.json").write_text(json.dumps(_finite(data), indent=1, default=str, allow_nan=False) + "\n")
+    summary_json = json.dumps(store.json_safe(data), indent=1, default=str, allow_nan=False)
+    (out / "gpu-check.json").write_text(summary_json + "\n")
     listing[-1]["bytes"] = (out / "gpu-check.json").stat().st_size
     too_big = [f for f in listing if f["bytes"] > MAX_FILE_BYTES]
     if len(listing) > MAX_FILES or too_big:
         raise BenchError(f"--out {out}: {len(listing)} files, {len(too_big)} over {MAX_FILE_BYTES} bytes "
                          f"(limits: {MAX_FILES} files, {MAX_FILE_BYTES} bytes each)")
     return listing
-
-
-def _finite(obj):
-    """A JSON-safe copy: non-finite floats become None (never a made-up value)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def unpack(src: Path, reports: Path, results: Path, say=print) -> int:

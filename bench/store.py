@@ -44,16 +44,16 @@ COLUMNS = [
 ]
 
 
-def _clean(obj):
+def json_safe(obj):
     """JSON-safe copy: NaN/inf become None (records never carry made-up values)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if hasattr(obj, "item") and callable(obj.item):  # numpy / jax scalars
-        return _clean(obj.item())
+        return json_safe(obj.item())
     return obj
 
 
@@ -76,15 +76,16 @@ def file_mode() -> int:
     return 0o666 & ~_umask()
 
 
-def write_json_atomic(path: Path, obj) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` atomically: a temporary file beside it (mode as ``open`` would
+    give), fsync, rename; the temporary file is removed on any failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, file_mode())
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_clean(obj), fh, indent=1, sort_keys=False, allow_nan=False)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -92,6 +93,12 @@ def write_json_atomic(path: Path, obj) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """``obj`` as JSON (``json_safe``: NaN/inf as null) into ``path``, atomically."""
+    text = json.dumps(json_safe(obj), indent=1, sort_keys=False, allow_nan=False) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def record_path(results: Path, suite: str, case_id: str) -> Path:
@@ -120,7 +127,7 @@ def keep_unsaved(results: Path, record: dict, exc: BaseException) -> str:
         write_json_atomic(dest, record)
         return str(dest)
     except (OSError, ValueError, TypeError):
-        sys.stderr.write(json.dumps(_clean(record), default=str) + "\n")
+        sys.stderr.write(json.dumps(json_safe(record), default=str) + "\n")
         sys.stderr.flush()
         return "stderr (one JSON line above)"
 
@@ -245,19 +252,9 @@ def write_shipped(path: Path, records: list[dict]) -> Path:
     buf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
         for rec in sorted(records, key=lambda r: (str(r.get("suite")), str(r.get("case_id")))):
-            line = json.dumps(_clean(rec), sort_keys=True, separators=(",", ":"), allow_nan=False)
+            line = json.dumps(json_safe(rec), sort_keys=True, separators=(",", ":"), allow_nan=False)
             gz.write(line.encode("utf-8") + b"\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(path, buf.getvalue())
     return path
 
 

@@ -295,7 +295,7 @@ def test_impossible_sizes_are_oom_with_the_estimate(case, needle):
     assert rec is not None and rec["status"] == "oom"
     assert needle in rec["error"] and "not run" in rec["error"]
     assert rec["metrics"]["estimate_log10_bytes"] > 12
-    json.dumps(store._clean(rec), allow_nan=False)  # storable as it is
+    json.dumps(store.json_safe(rec), allow_nan=False)  # storable as it is
 
 
 def test_sizes_that_fit_are_not_estimated_oom():
