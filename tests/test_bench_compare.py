@@ -65,7 +65,10 @@ def tox_commands(env: str, values: dict[str, str], posargs: list[str]) -> list[l
 
 def run_env(env: str, values: dict, posargs: list[str], sleep_ms: float):
     (cmd,) = tox_commands(env, values, posargs)
-    e = {**os.environ, SLEEP_ENV: str(sleep_ms)}
+    # a fresh pytest, not one of this run's xdist workers (pytest-benchmark turns itself off
+    # in a process that looks like an xdist worker)
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
+    e[SLEEP_ENV] = str(sleep_ms)
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
     return subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True, timeout=600)
 
