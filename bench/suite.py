@@ -515,11 +515,21 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
             raise SuiteError(f"{where}: pde_params {_short(cfg['pde_params'])}: "
                              f"{type(e).__name__}: {e}") from None
         specs = inverse_specs(cfg["inverse"], pde, where)
-        for mname in mnames:
+        for written in mnames:
             try:
-                mcls = methods.get(mname)
+                methods.get(written)
             except pdes.UnknownName as e:
                 raise SuiteError(f"{where}: {e}") from None
+            tbl = dict(mtables.get(written, {}))
+            over = {k: tbl.pop(k) for k in METHOD_OVERRIDES if k in tbl}
+            mw = f"{where} [method.{written}]"
+            # one computation, one name: a preset and its base with the preset's optimizer
+            # are the same case (kfac = pinn-fl + optimizer kfac)
+            try:
+                mname, tbl = methods.canonical(written, tbl)
+            except _BAD_PARAM as e:
+                raise SuiteError(f"{mw}: {e}") from None
+            mcls = methods.get(mname)
             missing = mcls.missing_requirement()
             if missing:
                 raise SuiteError(f"{where}: {missing}")
@@ -531,14 +541,14 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
                 capable = [n for n in methods.REGISTRY.names() if not methods.get(n).supports_inverse(pde)]
                 raise SuiteError(f"{where}: [inverse]: method {mname!r} cannot: {reason} "
                                  f"(valid: {', '.join(capable)})")
-            tbl = dict(mtables.get(mname, {}))
-            over = {k: tbl.pop(k) for k in METHOD_OVERRIDES if k in tbl}
-            mw = f"{where} [method.{mname}]"
             _check_keys(over, CASE_KEYS, mw)
             try:
-                mcls.resolve_params(tbl)
+                resolved = mcls.resolve_params(tbl)
             except _BAD_PARAM as e:
                 raise SuiteError(f"{mw}: {e}") from None
+            reason = mcls.optimizer_reason(resolved["optimizer"], pde, resolved)
+            if reason:
+                raise SuiteError(f"{mw}: {reason}")
             _check_ranges(tbl, {**PARAM_RANGES, **getattr(mcls, "ranges", {})}, mw, f"method.{mname}.")
             mparams = {k: v for k, v in tbl.items()}  # store only what the suite set
             c = {**cfg, **over}

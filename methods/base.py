@@ -13,6 +13,13 @@ A method turns a PDE and a case's size into a trainer with
 and optional hooks with their defaults declared on :class:`Method` (``supports``,
 ``curve_keys``, ``evaluate``). The harness calls these and nothing else.
 
+The optimizer is a case parameter of its own (``optimizer``, ``methods/optim.py``): every
+registered optimizer whose ``supports`` accepts the method class is valid, and its
+hyper-parameters (with their defaults) join the method's parameters. A *preset* (``preset_of``
+names its base method) is a method name for the base method with another default optimizer,
+e.g. ``kfac`` = ``pinn-fl`` trained by KFAC; ``methods.canonical`` gives every computation one
+name.
+
 Registering a method is one module with a `Method` subclass and one line in
 ``methods/__init__.py``.
 """
@@ -38,8 +45,13 @@ class Method:
     points_kind: ClassVar[str] = "random"
     #: method parameters a suite may set, with their defaults (types are checked against these)
     defaults: ClassVar[dict[str, Any]] = {}
-    #: valid values for string parameters
-    choices: ClassVar[dict[str, tuple]] = {"optimizer": ("adam",)}
+    #: valid values for string parameters (the valid optimizers come from the registry)
+    choices: ClassVar[dict[str, tuple]] = {}
+    #: the base method of a preset (a method name with another default optimizer), else None
+    preset_of: ClassVar[str | None] = None
+    #: for a method that trains with its framework's own optimizers (torch): the registry
+    #: names it implements; JAX methods take every optax optimizer of the registry
+    native_optimizers: ClassVar[tuple[str, ...]] = ()
     #: optional packages the method needs beyond the core install: (import name, pip fix)
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
     #: step metrics kept on the training curve besides the loss (e.g. causal ``min_w``)
@@ -57,25 +69,67 @@ class Method:
         self.dtype = dtype
 
     @classmethod
-    def all_defaults(cls) -> dict[str, Any]:
-        return {**COMMON_DEFAULTS, **cls.defaults}
+    def all_defaults(cls, optimizer: str | None = None) -> dict[str, Any]:
+        """The method's parameters with their defaults, with those of ``optimizer`` (default:
+        the method's default optimizer)."""
+        from . import optim
+
+        out = {**COMMON_DEFAULTS, **cls.defaults}
+        name = optimizer or out["optimizer"]
+        if name in optim.OPTIMIZERS:
+            for k, v in optim.OPTIMIZERS[name].defaults.items():
+                out.setdefault(k, v)
+        return out
+
+    @classmethod
+    def optimizers(cls) -> list[str]:
+        """The registered optimizers that can train this method."""
+        from . import optim
+
+        return optim.valid_for(cls)
+
+    @classmethod
+    def optimizer_reason(cls, name, pde=None, params=None) -> str | None:
+        """None if optimizer ``name`` can train this method (on ``pde`` with resolved
+        ``params`` when given), else a one-line reason naming the valid choices."""
+        from . import optim
+
+        valid = cls.optimizers()
+        opt = optim.OPTIMIZERS.get(name) if isinstance(name, str) else None
+        why = "is not registered" if opt is None else opt.supports(cls, pde, params)
+        if why is None:
+            return None
+        return (f"method.{cls.name}.optimizer = {name!r} is not valid ({why}; valid: "
+                f"{', '.join(valid)})")
 
     @classmethod
     def resolve_params(cls, params: dict) -> dict:
-        """Defaults updated by ``params``; unknown keys and wrong types raise ValueError."""
-        out = cls.all_defaults()
+        """Defaults updated by ``params``; unknown keys, wrong types, values outside their
+        choices and optimizers that cannot train the method raise ValueError."""
+        from . import optim
+
+        name = params.get("optimizer", cls.all_defaults()["optimizer"])
+        reason = cls.optimizer_reason(name)
+        if reason:
+            raise ValueError(reason)
+        out = cls.all_defaults(name)
+        choices = {**optim.OPTIMIZERS[name].choices, **cls.choices}
         for k, v in params.items():
             if k not in out:
                 raise ValueError(
-                    f"unknown parameter {k!r} for method {cls.name!r} "
+                    f"unknown parameter {k!r} for method {cls.name!r} with optimizer {name!r} "
                     f"(valid: {', '.join(sorted(out))})"
                 )
             out[k] = check_type(f"method.{cls.name}.{k}", v, out[k])
-            if k in cls.choices and v not in cls.choices[k]:
+            if k in choices and v not in choices[k]:
                 raise ValueError(
                     f"method.{cls.name}.{k} = {v!r} is not valid "
-                    f"(valid: {', '.join(map(str, cls.choices[k]))})"
+                    f"(valid: {', '.join(map(str, choices[k]))})"
                 )
+        optim.OPTIMIZERS[name].check(out, f"method.{cls.name}")
+        reason = optim.OPTIMIZERS[name].supports(cls, None, out)
+        if reason:
+            raise ValueError(f"method.{cls.name}.optimizer = {name!r}: {reason}")
         return out
 
     @classmethod
@@ -127,6 +181,11 @@ class Method:
 
     def describe(self) -> dict:
         """Extra facts for the record (derivative engine, boundary weighting, ...)."""
+        return {}
+
+    def optimizer_describe(self) -> dict:
+        """The optimizer's facts for the record (e.g. KFAC's FLOP loop correction); default
+        none."""
         return {}
 
 

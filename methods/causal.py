@@ -47,6 +47,7 @@ import optax
 from pdes import as_tuple
 
 from .jaxutil import face_value
+from .optim import optax_step
 from .pinn import Pinn, PinnFields
 from .spinn import Spinn
 
@@ -152,17 +153,16 @@ class CausalTraining:
         self.ic_weight = p["ic_weight"] or pde.weights.get("ic", 1.0)
         self.eps_values = jnp.asarray(p["eps"], self.jdtype)
 
-    def optimizer(self):
+    def learning_rate(self):
         p = self.params
-        lr = p["lr"]
         if p["lr_decay"] != 1.0:
-            lr = optax.exponential_decay(lr, p["decay_steps"], p["lr_decay"], staircase=True)
-        return optax.adam(lr)
+            return optax.exponential_decay(p["lr"], p["decay_steps"], p["lr_decay"], staircase=True)
+        return p["lr"]
 
     def init(self, key):
         params = self.trainable_init(key)
         zero = jnp.zeros((), jnp.int32)
-        return {"params": params, "opt": self.optimizer().init(params),
+        return {"params": params, "opt": self.optimizer().init(self, params),
                 "causal": {"idx": zero, "at_eps": zero, "step": zero,
                            "done": jnp.zeros((), bool)}}
 
@@ -186,10 +186,8 @@ class CausalTraining:
     def step(self, state, batch):
         p, c = self.params, state["causal"]
         eps = self.eps_values[c["idx"]]
-        (loss, (terms, w)), grads = jax.value_and_grad(self.objective, has_aux=True)(
-            state["params"], batch, eps)
-        updates, opt = self.optimizer().update(grads, state["opt"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
+        params, opt, loss, (terms, w) = optax_step(self.transform(), self.objective,
+                                                    state["params"], state["opt"], batch, eps)
         done = c["done"]
         keep = lambda new, old: jnp.where(done, old, new)  # noqa: E731
         params = jax.tree_util.tree_map(keep, params, state["params"])

@@ -1,4 +1,4 @@
-"""Pieces shared by the JAX methods: the MLP, optimizers and point sampling."""
+"""Pieces shared by the JAX methods: the MLP, the optimizer hooks and point sampling."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from . import optim
 from .base import Method
@@ -42,7 +41,8 @@ def count_params(tree) -> int:
 
 
 class JaxMethod(Method):
-    """A JAX method trained by a first-order optax optimizer on ``self.loss(params, batch)``.
+    """A JAX method trained by the case's optimizer (``methods.optim``) on
+    ``self.objective(params, batch)`` (= ``self.loss`` in a forward problem).
 
     Subclasses implement ``init_params(key)``, ``loss(params, batch) -> (loss, terms)``,
     ``sample`` and ``predict_params(params, points)``.
@@ -52,16 +52,37 @@ class JaxMethod(Method):
     #: inverse-mode setting (`set_inverse`), None for a forward problem
     inverse: dict | None = None
 
-    def optimizer(self):
-        """The case's optimizer (``methods.optim``), built once per method instance."""
+    def __init__(self, pde, n_per_axis, params=None, dtype="float32"):
+        super().__init__(pde, n_per_axis, params, dtype)
+        reason = self.optimizer().supports(type(self), pde, self.params)
+        if reason:
+            raise ValueError(f"method {self.name}: {reason}")
+
+    def optimizer(self) -> optim.Optimizer:
+        """The case's optimizer (``methods.optim`` registry)."""
+        return optim.get(self.params["optimizer"])
+
+    def transform(self):
+        """The optax transformation of a first-order optimizer, built once per instance."""
         tx = self.__dict__.get("_tx")
         if tx is None:
-            tx = self.__dict__["_tx"] = optim.build(self.params)
+            tx = self.__dict__["_tx"] = self.optimizer().transform(self)
         return tx
+
+    def learning_rate(self):
+        """A float or an optax schedule (methods with a decay override this)."""
+        return self.params["lr"]
+
+    def clip_norm(self) -> float:
+        """Global-norm gradient clipping of a first-order optimizer (0: none)."""
+        return 0.0
+
+    def optimizer_describe(self) -> dict:
+        return self.optimizer().describe(self)
 
     def init(self, key):
         params = self.trainable_init(key)
-        return {"params": params, "opt": self.optimizer().init(params)}
+        return {"params": params, "opt": self.optimizer().init(self, params)}
 
     # -- inverse mode (methods.inverse): hooks with forward-problem defaults --------------------
     def set_inverse(self, spec: dict, seed: int) -> None:
@@ -112,10 +133,7 @@ class JaxMethod(Method):
         return total, aux
 
     def step(self, state, batch):
-        (loss, terms), grads = jax.value_and_grad(self.objective, has_aux=True)(state["params"], batch)
-        updates, opt = self.optimizer().update(grads, state["opt"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        return {"params": params, "opt": opt}, {"loss": loss, **terms}
+        return self.optimizer().step(self, state, batch)
 
     def predict(self, state, points):
         return self.predict_params(self.net_params(state["params"]), points)

@@ -1,4 +1,4 @@
-"""KFAC for PINNs (`kfac`) and its adaptive variant (`kfac-star`), hand-rolled in JAX.
+"""KFAC for PINNs (optimizer `kfac`) and its adaptive variant (`kfac-star`), hand-rolled in JAX.
 
 Dangel, Müller, Zeinhofer, "Kronecker-Factored Approximate Curvature for Physics-Informed
 Neural Networks", NeurIPS 2024, arXiv 2405.15603 (sec. 3-4; REFERENCES.md 2.5). The network is
@@ -7,7 +7,10 @@ objective is ``pinn``'s loss, L = ½·pde_loss = ½[w_res·mean(r²) + Σ_b ω_b
 Gauss-Newton matrix is the Gramian G = Jᵀ J of the stacked residual
 R = (sqrt(w_res/N)·r, sqrt(ω)·rb) (the ENGD Gramian).
 
-One step (pure and jittable, timed as one step by the worker):
+Both are optimizers of the registry (``methods/optim.py``) that train any forward-Laplacian
+PINN (``pinn-fl``); the method names ``kfac`` and ``kfac-star`` are presets of ``pinn-fl`` with
+that optimizer (:class:`KfacPinn`), so old suite files and records keep working. One step
+(pure and jittable, timed as one step by the worker):
 
 1. **Interior factors (KFAC-expand).** The forward Laplacian (methods/forward_laplacian.py)
    gives every layer's S = d_in + 2 input streams Z_{n,s} (value with a trailing 1; the d_in
@@ -46,9 +49,8 @@ One step (pure and jittable, timed as one step by the worker):
 Float64 is the paper's setting (damping down to 1e-14); suites set ``dtype = "float64"``; a
 float32 case runs (with the damping floor above) and records its dtype. A step whose update is
 not finite is never applied (θ kept, momentum restarted; step metric ``nonfinite_step``).
-``optimizer = "adam"`` trains the same network with Adam on the forward-Laplacian loss
-(identical to ``pinn-fl``), so one method name can carry all three optimisers as a case
-parameter.
+``optimizer = "adam"`` on a preset is ``pinn-fl`` itself: a suite asking for it gets the case
+name ``pinn-fl`` (``methods.canonical``).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from pdes import Fields, as_tuple
 
 from . import xla_cost
 from .forward_laplacian import dense_layers, forward, laplacian_weights, value_forward, with_layers
+from .optim import Optimizer, register
 from .pinn_fl import PinnFL
 
 LS_EXPONENTS = tuple(range(-30, 1))  # the paper's logarithmic grid 2^-30 .. 2^0
@@ -136,49 +139,22 @@ def damped(M, lam):
     return M + jnp.maximum(lam, damping_floor(M)) * jnp.eye(M.shape[0], dtype=M.dtype)
 
 
-# -- the method --------------------------------------------------------------------------------
-class Kfac(PinnFL):
-    name = "kfac"
-    description = "PINN trained by KFAC (forward-Laplacian KFAC-expand factors, line search)"
-    citation = "Dangel, Müller, Zeinhofer, NeurIPS 2024, arXiv 2405.15603"
-    # defaults: the paper's best K1 (2-64-1) KFAC run, REFERENCES.md 2.5 / 4.6
-    defaults = {**PinnFL.defaults, "optimizer": "kfac", "damping": 1.544e-12, "ema": 0.4496,
-                "momentum": 0.5118, "init_factors": "identity",
-                "line_search": "map", "reject_increase": True}
-    choices = {**PinnFL.choices, "optimizer": ("kfac", "kfac-star", "adam"),
-               "activation": ("tanh", "sin"), "init_factors": ("identity", "zero"),
-               "line_search": ("map", "vmap", "unrolled")}
+# -- the model KFAC needs from a method --------------------------------------------------------
+class KfacModel:
+    """The residuals, Gramian products and Kronecker factors of a forward-Laplacian PINN
+    (``pinn-fl``: a dense MLP whose streams KFAC-expand reads). Built once per method
+    instance (:func:`model`); pure functions of the network's layers and the batch."""
 
-    @classmethod
-    def supports_inverse(cls, pde):
-        return "kfac's curvature blocks and line search cover the network's layers only, not PDE coefficients"
-
-    def __init__(self, pde, n_per_axis, params=None, dtype="float64"):
-        super().__init__(pde, n_per_axis, params, dtype)
-        reason = self.supports(pde)
-        if reason:
-            raise ValueError(f"method {self.name}: {reason}")
-        p = self.params
-        if not 0.0 <= p["ema"] < 1.0:
-            raise ValueError(f"method.{self.name}.ema = {p['ema']} must be in [0, 1)")
-        if p["damping"] < 0 or p["momentum"] < 0:
-            raise ValueError(f"method.{self.name}: damping and momentum must be >= 0")
-        if p["init_factors"] == "zero" and p["damping"] == 0:
-            raise ValueError(f"method.{self.name}: init_factors = 'zero' needs damping > 0")
-        self.lap_w = laplacian_weights(pde.n_in, pde.time_dependent)
-        self.group_w = {}
+    def __init__(self, method):
+        self.method = method
+        self.pde, self.conds = method.pde, method.conds
+        self.activation = method.params["activation"]
+        with jax.ensure_compile_time_eval():  # built lazily, maybe inside a trace: keep it concrete
+            self.lap_w = laplacian_weights(method.pde.n_in, method.pde.time_dependent)
+        self.group_w: dict = {}
         for c in self.conds:
             self.group_w.setdefault(c.group, []).append(c)
 
-    @classmethod
-    def supports(cls, pde):
-        if pde.n_out != 1:
-            return f"needs a scalar PDE (n_out = 1), {pde.name} has {pde.n_out}"
-        if any(c.residual is not None for c in pde.conditions()):
-            return "needs Dirichlet/initial conditions u = g (no custom condition residuals)"
-        return None
-
-    # -- residuals --------------------------------------------------------------------------------
     def _omega(self, batch):
         """Per-point weight of every boundary point in pde_loss (concatenated face order)."""
         out = []
@@ -190,7 +166,7 @@ class Kfac(PinnFL):
     def interior_residual(self, layers, X, perturb=None):
         """(r (n,), layer input streams) from the forward Laplacian."""
         C = self.lap_w.astype(X.dtype)
-        Y, inputs = forward(layers, X, C, self.params["activation"], perturb)
+        Y, inputs = forward(layers, X, C, self.activation, perturb)
         r = as_tuple(self.pde.residual(StreamFields(Y, X, self.pde.time_dependent)))
         if len(r) != 1:
             raise ValueError("kfac supports a single residual")
@@ -199,7 +175,7 @@ class Kfac(PinnFL):
     def boundary_residual(self, layers, faces, perturb=None):
         """(rb (n_b,) over the concatenated faces, layer inputs)."""
         Xb = jnp.concatenate(faces)
-        u, inputs = value_forward(layers, Xb, self.params["activation"], perturb)
+        u, inputs = value_forward(layers, Xb, self.activation, perturb)
         out, i0 = [], 0
         for cond, X in zip(self.conds, faces):
             f = ValueFields(u[i0:i0 + X.shape[0], 0], X, self.pde.time_dependent)
@@ -227,7 +203,6 @@ class Kfac(PinnFL):
         _, Jv = jax.jvp(R, (layers,), (v,))
         return jax.vjp(R, layers)[1](Jv)[0]
 
-    # -- curvature --------------------------------------------------------------------------------
     def curvature(self, layers, batch):
         """Per layer (A_Ω, B_Ω, A_∂, B_∂, ∇L as W̃ (h_in+1, h_out)), plus L and loss terms."""
         Xi, faces = batch["interior"], batch["faces"]
@@ -273,122 +248,202 @@ class Kfac(PinnFL):
             out.append((A_b, B_b, grad_b))
         return rb, out
 
-    # -- trainer ------------------------------------------------------------------------------------
-    @staticmethod
-    def _tilde(layers):
-        return [jnp.concatenate([W, b[None, :]], axis=0) for W, b in layers]
 
-    @staticmethod
-    def _untilde(mats):
-        return [(M[:-1], M[-1]) for M in mats]
+def model(method) -> KfacModel:
+    """The :class:`KfacModel` of ``method`` (built once per method instance)."""
+    m = method.__dict__.get("_kfac_model")
+    if m is None:
+        m = method.__dict__["_kfac_model"] = KfacModel(method)
+    return m
 
-    def init(self, key):
-        if self.params["optimizer"] == "adam":
-            return super().init(key)
-        params = self.init_params(key)
+
+def tilde(layers):
+    """[(W, b)] -> [W̃ = [W; b]] (h_in+1, h_out) per layer."""
+    return [jnp.concatenate([W, b[None, :]], axis=0) for W, b in layers]
+
+
+def untilde(mats):
+    return [(M[:-1], M[-1]) for M in mats]
+
+
+def pde_reason(pde) -> str | None:
+    """Why KFAC's factors cannot be built for ``pde`` (None: they can)."""
+    if pde.n_out != 1:
+        return f"needs a scalar PDE (n_out = 1), {pde.name} has {pde.n_out}"
+    if any(c.residual is not None for c in pde.conditions()):
+        return "needs Dirichlet/initial conditions u = g (no custom condition residuals)"
+    return None
+
+
+# -- the optimizers ----------------------------------------------------------------------------
+class KfacOptimizer(Optimizer):
+    """``kfac``: KFAC-expand direction, momentum and the paper's grid line search (module
+    docstring, step 6). Defaults: the paper's best K1 (2-64-1) KFAC run (REFERENCES.md 2.5 /
+    4.6)."""
+
+    name = "kfac"
+    citation = "Dangel, Müller, Zeinhofer, NeurIPS 2024, arXiv 2405.15603 (sec. 3-4)"
+    defaults = {"damping": 1.544e-12, "ema": 0.4496, "momentum": 0.5118,
+                "init_factors": "identity", "line_search": "map", "reject_increase": True}
+    choices = {"init_factors": ("identity", "zero"), "line_search": ("map", "vmap", "unrolled")}
+    #: activations the forward-Laplacian streams (and so the factors) propagate through
+    ACTIVATIONS = ("tanh", "sin")
+
+    def supports(self, method_cls, pde=None, params=None):
+        if not issubclass(method_cls, PinnFL):
+            return (f"{self.name} needs the forward-Laplacian streams of a dense MLP "
+                    f"(method pinn-fl or its presets kfac, kfac-star), not {method_cls.name!r}")
+        if params is not None and params.get("activation") not in self.ACTIVATIONS:
+            return (f"{self.name} has factors for activation {' or '.join(self.ACTIVATIONS)} only, "
+                    f"not {params.get('activation')!r}")
+        return pde_reason(pde) if pde is not None else None
+
+    def check(self, p, where):
+        if not 0.0 <= p["ema"] < 1.0:
+            raise ValueError(f"{where}.ema = {p['ema']} must be in [0, 1)")
+        if p["damping"] < 0 or p["momentum"] < 0:
+            raise ValueError(f"{where}: damping and momentum must be >= 0")
+        if p["init_factors"] == "zero" and p["damping"] == 0:
+            raise ValueError(f"{where}: init_factors = 'zero' needs damping > 0")
+
+    def init(self, method, params):
         layers = dense_layers(params)
-        fill = jnp.eye if self.params["init_factors"] == "identity" else (
+        fill = jnp.eye if method.params["init_factors"] == "identity" else (
             lambda k, dtype: jnp.zeros((k, k), dtype))
         dt = layers[0][0].dtype
         factors = [tuple(fill(k, dtype=dt) for k in (W.shape[0] + 1, W.shape[1]) * 2)
                    for W, _ in layers]
         zeros = [jnp.zeros((W.shape[0] + 1, W.shape[1]), dt) for W, _ in layers]
-        state = {"params": params, "factors": factors, "mom": zeros,
-                 "step": jnp.zeros((), jnp.int32)}
-        if self.params["optimizer"] == "kfac-star":
-            state["lm"] = jnp.asarray(self.params["damping"], dt)
-        return state
+        return {"factors": factors, "mom": zeros, "step": jnp.zeros((), jnp.int32)}
 
-    def directions(self, state, curv):
+    @staticmethod
+    def directions(p, opt, curv):
         """EMA the factors and solve the damped Kronecker sums: (new factors, Δ per layer)."""
-        beta, lam = self.params["ema"], self.params["damping"]
+        beta, lam = p["ema"], p["damping"]
         new_f, deltas = [], []
-        for old, (A_i, B_i, A_b, B_b, grad) in zip(state["factors"], curv):
+        for old, (A_i, B_i, A_b, B_b, grad) in zip(opt["factors"], curv):
             f = tuple(beta * o + (1.0 - beta) * x for o, x in zip(old, (A_i, B_i, A_b, B_b)))
             new_f.append(f)
-            X = kron_sum_solve(*(damped(M, lam) for M in f), grad)
-            deltas.append(-X)
+            deltas.append(-kron_sum_solve(*(damped(M, lam) for M in f), grad))
         return new_f, deltas
 
-    def step(self, state, batch):
-        if self.params["optimizer"] == "adam":
-            return super().step(state, batch)
+    def step(self, method, state, batch):
+        K, p, opt = model(method), method.params, state["opt"]
         params = state["params"]
         layers = dense_layers(params)
-        curv, half, terms = self.curvature(layers, batch)
-        factors, deltas = self.directions(state, curv)
-        tl = self._tilde(layers)
-        if self.params["optimizer"] == "kfac":
-            mom = [self.params["momentum"] * m + d for m, d in zip(state["mom"], deltas)]
-            alphas = 2.0 ** jnp.asarray(LS_EXPONENTS, half.dtype)
-
-            def trial(a):
-                return self.half_loss(self._untilde([t + a * m for t, m in zip(tl, mom)]), batch)
-
-            mode = self.params["line_search"]
-            if mode == "map":  # sequential: XLA counts the body once (see describe())
-                losses = jax.lax.map(trial, alphas)
-            elif mode == "vmap":
-                losses = jax.vmap(trial)(alphas)
-            else:  # unrolled: 31 copies in the graph (the FLOP count covers all of them)
-                losses = jnp.stack([trial(alphas[i]) for i in range(len(LS_EXPONENTS))])
-            best = jnp.argmin(jnp.where(jnp.isfinite(losses), losses, jnp.inf))
-            alpha = jnp.where(losses[best] < half, alphas[best], 0.0)
-            update, extra = [alpha * m for m in mom], {"alpha": alpha}
-        else:  # kfac-star
-            grads = [c[4] for c in curv]
-            prev = state["mom"]
-            lm = state["lm"]
-            alpha, mu = self._adaptive(layers, batch, deltas, prev, grads, state["step"], lm)
-            update = [alpha * d + mu * p for d, p in zip(deltas, prev)]
-            extra = {"alpha": alpha, "mu": mu}
-            if self.params["reject_increase"]:
-                # safeguard (pinnbench, not in the paper): the exact-Gramian quadratic model
-                # with tiny damping can propose a step that blows up (seen on K1 near step 480);
-                # keep θ and restart the momentum when the loss does not decrease
-                trial = self.half_loss(self._untilde([t + u for t, u in zip(tl, update)]), batch)
-                ok = jnp.isfinite(trial) & (trial <= half)
-                update = [jnp.where(ok, u, 0.0) for u in update]
-                extra["rejected"] = (~ok).astype(half.dtype)
-                # Levenberg-Marquardt-style: raise the model damping on a rejection, relax it
-                # back towards ``damping`` after accepted steps
-                lm = jnp.where(ok, jnp.maximum(lm / 1.5, self.params["damping"]),
-                               jnp.maximum(10.0 * lm, 1e-12))
-            mom = update
-            extra["model_damping"] = lm
+        curv, half, terms = K.curvature(layers, batch)
+        factors, deltas = self.directions(p, opt, curv)
+        tl = tilde(layers)
+        update, mom, extra, new_opt = self.update(method, K, batch, tl, curv, half, deltas, opt)
         # never apply a non-finite step (a failed solve): keep θ, restart the momentum
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(u)) for u in update]))
         update = [jnp.where(finite, u, 0.0) for u in update]
         mom = [jnp.where(finite, m, 0.0) for m in mom]
         extra["nonfinite_step"] = (~finite).astype(half.dtype)
-        new_layers = self._untilde([t + u for t, u in zip(tl, update)])
-        new = {"params": with_layers(params, new_layers), "factors": factors, "mom": mom,
-               "step": state["step"] + 1}
-        if "lm" in state:
-            new["lm"] = lm
-        return new, {"loss": 2.0 * half, **terms, **extra}
+        new_layers = untilde([t + u for t, u in zip(tl, update)])
+        new_opt = {**new_opt, "factors": factors, "mom": mom, "step": opt["step"] + 1}
+        return ({**state, "params": with_layers(params, new_layers), "opt": new_opt},
+                {"loss": 2.0 * half, **terms, **extra})
 
-    def _ls_flops(self) -> dict:
+    def update(self, method, K, batch, tl, curv, half, deltas, opt):
+        """Momentum and the grid line search: (update, momentum, metrics, other opt state)."""
+        p = method.params
+        mom = [p["momentum"] * m + d for m, d in zip(opt["mom"], deltas)]
+        alphas = 2.0 ** jnp.asarray(LS_EXPONENTS, half.dtype)
+
+        def trial(a):
+            return K.half_loss(untilde([t + a * m for t, m in zip(tl, mom)]), batch)
+
+        mode = p["line_search"]
+        if mode == "map":  # sequential: XLA counts the body once (see describe())
+            losses = jax.lax.map(trial, alphas)
+        elif mode == "vmap":
+            losses = jax.vmap(trial)(alphas)
+        else:  # unrolled: 31 copies in the graph (the FLOP count covers all of them)
+            losses = jnp.stack([trial(alphas[i]) for i in range(len(LS_EXPONENTS))])
+        best = jnp.argmin(jnp.where(jnp.isfinite(losses), losses, jnp.inf))
+        alpha = jnp.where(losses[best] < half, alphas[best], 0.0)
+        return [alpha * m for m in mom], mom, {"alpha": alpha}, {}
+
+    def _ls_flops(self, method) -> dict:
         """The line search runs in ``lax.map``, whose body XLA's cost analysis counts once
         (REFERENCES.md 4.3): report one loss evaluation's FLOPs and the missing 30 of them."""
         note = ("flops_per_step counts the lax.map line-search body once; the true count is "
                 "flops_per_step + flops_correction (30 more loss evaluations)")
         try:
             key = jax.random.PRNGKey(0)
-            params = jax.eval_shape(self.init_params, key)
-            batch = jax.eval_shape(self.sample, key)
-            f = jax.jit(lambda p, b: self.half_loss(dense_layers(p), b))
+            params = jax.eval_shape(method.init_params, key)
+            batch = jax.eval_shape(method.sample, key)
+            f = jax.jit(lambda q, b: model(method).half_loss(dense_layers(q), b))
             one = xla_cost.flops(f.lower(params, batch).compile())
         except Exception as e:  # cost analysis is best effort
             return {"flops_note": f"{note}; loss FLOPs unavailable ({type(e).__name__})"}
         return {"flops_note": note, "line_search_loss_flops": one,
                 "flops_correction": None if one is None else 30.0 * one}
 
-    def _adaptive(self, layers, batch, deltas, prev, grads, step, lam):
+    def describe(self, method):
+        p = method.params
+        d = {"optimizer": self.name,
+             "objective": "L = 0.5 * pde_loss (mean residual^2 + per-group mean of face MSEs); "
+                          "reported loss = pde_loss",
+             "curvature": "KFAC-expand interior factors from forward-Laplacian streams; one "
+                          "boundary Kronecker term (all condition groups, weighted as in "
+                          "pde_loss); EMA, damping, exact Kronecker-sum solve (Cholesky + eigh)",
+             "damping_floor": "per factor max(damping, size*eps*max|diag|): in practice binds in float32 "
+                              "only (pinnbench addition); non-finite updates are not applied"}
+        d.update(self.step_facts(method, p))
+        return d
+
+    def step_facts(self, method, p) -> dict:
+        d = {"step_size": (f"momentum + grid line search over 2^-30..2^0 (31 losses, "
+                           f"{p['line_search']})")}
+        if p["line_search"] == "map":
+            d.update(self._ls_flops(method))
+        return d
+
+
+class KfacStarOptimizer(KfacOptimizer):
+    """``kfac-star``: the KFAC direction with Martens & Grosse's adaptive (α, μ) from the exact
+    Gramian (module docstring, step 6). Defaults: the paper's best K1 KFAC* run
+    (REFERENCES.md 2.5); ``momentum`` is unused."""
+
+    name = "kfac-star"
+    citation = ("Dangel, Müller, Zeinhofer, NeurIPS 2024, arXiv 2405.15603; Martens & Grosse, "
+                "ICML 2015, sec. 7")
+    defaults = {**KfacOptimizer.defaults, "damping": 1.2e-10, "ema": 0.926}
+
+    def init(self, method, params):
+        opt = super().init(method, params)
+        opt["lm"] = jnp.asarray(method.params["damping"], opt["mom"][0].dtype)
+        return opt
+
+    def update(self, method, K, batch, tl, curv, half, deltas, opt):
+        p = method.params
+        grads = [c[4] for c in curv]
+        prev, lm = opt["mom"], opt["lm"]
+        alpha, mu = self._adaptive(K, untilde(tl), batch, deltas, prev, grads, opt["step"], lm)
+        update = [alpha * d + mu * q for d, q in zip(deltas, prev)]
+        extra = {"alpha": alpha, "mu": mu}
+        if p["reject_increase"]:
+            # safeguard (pinnbench, not in the paper): the exact-Gramian quadratic model with
+            # tiny damping can propose a step that blows up (seen on K1 near step 480); keep θ
+            # and restart the momentum when the loss does not decrease
+            trial = K.half_loss(untilde([t + u for t, u in zip(tl, update)]), batch)
+            ok = jnp.isfinite(trial) & (trial <= half)
+            update = [jnp.where(ok, u, 0.0) for u in update]
+            extra["rejected"] = (~ok).astype(half.dtype)
+            # Levenberg-Marquardt-style: raise the model damping on a rejection, relax it back
+            # towards ``damping`` after accepted steps
+            lm = jnp.where(ok, jnp.maximum(lm / 1.5, p["damping"]), jnp.maximum(10.0 * lm, 1e-12))
+        extra["model_damping"] = lm
+        return update, update, extra, {"lm": lm}
+
+    @staticmethod
+    def _adaptive(K, layers, batch, deltas, prev, grads, step, lam):
         """Martens & Grosse (2015) sec. 7: (α, μ) from the exact quadratic model, 2×2 solve."""
-        R = lambda ls: self.stacked_residual(ls, batch)  # noqa: E731
+        R = lambda ls: K.stacked_residual(ls, batch)  # noqa: E731
         _, jvp = jax.linearize(R, layers)
-        Jd, Jp = jvp(self._untilde(deltas)), jvp(self._untilde(prev))
+        Jd, Jp = jvp(untilde(deltas)), jvp(untilde(prev))
         dot = lambda a, b: sum(jnp.vdot(x, y) for x, y in zip(a, b))  # noqa: E731
         m11 = jnp.vdot(Jd, Jd) + lam * dot(deltas, deltas)
         m12 = jnp.vdot(Jd, Jp) + lam * dot(deltas, prev)
@@ -404,34 +459,43 @@ class Kfac(PinnFL):
         mu = jnp.where(~first & (det <= 0), 0.0, mu)
         return alpha, mu
 
-    def describe(self):
-        p = self.params
-        d = {**super().describe(),
-             "optimizer": p["optimizer"],
-             "objective": "L = 0.5 * pde_loss (mean residual^2 + per-group mean of face MSEs); "
-                          "reported loss = pde_loss",
-             "curvature": "KFAC-expand interior factors from forward-Laplacian streams; one "
-                          "boundary Kronecker term (all condition groups, weighted as in "
-                          "pde_loss); EMA, damping, exact Kronecker-sum solve (Cholesky + eigh)",
-             "damping_floor": "per factor max(damping, size*eps*max|diag|): in practice binds in float32 "
-                              "only (pinnbench addition); non-finite updates are not applied"}
-        if p["optimizer"] == "kfac":
-            d["step_size"] = (f"momentum + grid line search over 2^-30..2^0 (31 losses, "
-                              f"{p['line_search']})")
-            if p["line_search"] == "map":
-                d.update(self._ls_flops())
-        elif p["optimizer"] == "kfac-star":
-            d["step_size"] = "Martens-Grosse adaptive (alpha, mu) from exact Gramian JVPs"
-            if p["reject_increase"]:
-                d["safeguard"] = ("a step that does not lower the batch loss is rejected, the "
-                                  "momentum restarted and the model damping x10 (/1.5 after "
-                                  "accepted steps); pinnbench addition, one extra loss eval")
+    def step_facts(self, method, p):
+        d = {"step_size": "Martens-Grosse adaptive (alpha, mu) from exact Gramian JVPs"}
+        if p["reject_increase"]:
+            d["safeguard"] = ("a step that does not lower the batch loss is rejected, the "
+                              "momentum restarted and the model damping x10 (/1.5 after "
+                              "accepted steps); pinnbench addition, one extra loss eval")
         return d
 
 
-class KfacStar(Kfac):
+register(KfacOptimizer())
+register(KfacStarOptimizer())
+
+
+# -- the presets: suite names for pinn-fl trained by KFAC / KFAC* --------------------------------
+class KfacPinn(PinnFL):
+    """``kfac`` = ``pinn-fl`` with ``optimizer = "kfac"`` (one computation, one case id: a suite
+    asking for pinn-fl with that optimizer gets this name, see ``methods.canonical``)."""
+
+    name = "kfac"
+    preset_of = "pinn-fl"
+    description = "PINN trained by KFAC (forward-Laplacian KFAC-expand factors, line search)"
+    citation = "Dangel, Müller, Zeinhofer, NeurIPS 2024, arXiv 2405.15603"
+    defaults = {**PinnFL.defaults, "optimizer": "kfac"}
+    choices = {**PinnFL.choices, "activation": KfacOptimizer.ACTIVATIONS}
+
+    @classmethod
+    def supports(cls, pde):
+        return super().supports(pde) or pde_reason(pde)
+
+    @classmethod
+    def supports_inverse(cls, pde):
+        return "kfac's curvature blocks and line search cover the network's layers only, not PDE coefficients"
+
+
+class KfacStarPinn(KfacPinn):
+    """``kfac-star`` = ``pinn-fl`` with ``optimizer = "kfac-star"``."""
+
     name = "kfac-star"
     description = "PINN trained by KFAC* (KFAC direction, Martens-Grosse adaptive alpha and mu)"
-    # the paper's best K1 KFAC* run (REFERENCES.md 2.5); momentum is unused
-    defaults = {**Kfac.defaults, "optimizer": "kfac-star", "damping": 1.2e-10, "ema": 0.926,
-                "reject_increase": True}
+    defaults = {**PinnFL.defaults, "optimizer": "kfac-star"}

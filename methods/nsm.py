@@ -57,6 +57,7 @@ from pdes import Fields
 
 from . import spectral, xla_cost
 from .jaxutil import JaxMethod, count_params
+from .optim import optax_step
 
 ACTS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu, "sin": jnp.sin}
 TRANSFORMS = ("periodic", "initial", "dirichlet")
@@ -136,7 +137,7 @@ class Nsm(JaxMethod):
                 "mollifier_scale": 1e-3, "loss_weights": "unit", "time_modes": 0,
                 "decay_steps": 0, "decay_rate": 1e-3, "clip": 0.0,
                 "infer_res": [32, 64, 128, 256], "infer_repeats": 5}
-    choices = {"optimizer": ("adam",), "activation": tuple(ACTS), "conv": ("auto", "real", "complex"),
+    choices = {"activation": tuple(ACTS), "conv": ("auto", "real", "complex"),
                "loss_weights": ("unit", "parseval")}
 
     def __init__(self, pde, n_per_axis, params=None, dtype="float32"):
@@ -220,17 +221,18 @@ class Nsm(JaxMethod):
     def n_params(self, state) -> int:
         return count_params(state["params"])
 
-    def optimizer(self):
+    def learning_rate(self):
         p = self.params
-        lr = (optax.exponential_decay(p["lr"], p["decay_steps"], p["decay_rate"])
-              if p["decay_steps"] else p["lr"])
-        opt = optax.adam(lr)
-        return optax.chain(optax.clip_by_global_norm(p["clip"]), opt) if p["clip"] else opt
+        return (optax.exponential_decay(p["lr"], p["decay_steps"], p["decay_rate"])
+                if p["decay_steps"] else p["lr"])
+
+    def clip_norm(self) -> float:
+        return self.params["clip"]
 
     def init(self, key):
         k_p, k_s = jax.random.split(key)
         params = self.init_params(k_p)
-        return {"params": params, "opt": self.optimizer().init(params), "key": k_s}
+        return {"params": params, "opt": self.optimizer().init(self, params), "key": k_s}
 
     # -- the network -------------------------------------------------------------------------
     def _dense(self, lay, x):
@@ -312,10 +314,8 @@ class Nsm(JaxMethod):
     def step(self, state, batch):
         key, k_draw = jax.random.split(state["key"])
         phi_coef = self.draw(k_draw)
-        (loss, terms), grads = jax.value_and_grad(self.loss, has_aux=True)(state["params"],
-                                                                            phi_coef)
-        updates, opt = self.optimizer().update(grads, state["opt"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
+        params, opt, loss, terms = optax_step(self.transform(), self.loss, state["params"],
+                                              state["opt"], phi_coef)
         return {"params": params, "opt": opt, "key": key}, {"loss": loss, **terms}
 
     # -- evaluation (worker hook) ------------------------------------------------------------

@@ -1,26 +1,137 @@
-"""First-order optimizer registry: case parameter ``optimizer`` -> an optax transformation.
+"""The optimizer registry: case parameter ``optimizer`` -> an :class:`Optimizer`.
 
-Adding one is one entry in :data:`OPTIMIZERS` (a function of the method's resolved parameters
-returning an ``optax.GradientTransformation``); the methods that list it in their
-``choices["optimizer"]`` accept it. Second-order optimizers with their own step (KFAC, KFAC*)
-are methods today (``methods/kfac.py``).
+An optimizer is chosen independently of the method (optax's design): every method whose loss
+supports it accepts it, with its own hyper-parameters as case parameters next to the method's
+(their defaults declared here, on the optimizer). The interface declares every hook with its
+default:
+
+* ``supports(method_cls, pde=None, params=None) -> str | None``  why it cannot drive a method
+  (None: it can); suite validation and method construction both ask, so a refused combination
+  is a one-line error before anything runs
+* ``check(params, where)``                    range checks of its hyper-parameters
+* ``init(method, params) -> opt_state``
+* ``step(method, state, batch) -> (state, metrics)``  one training step; pure and jittable
+* ``describe(method) -> dict``                facts for the record (e.g. FLOP loop corrections)
+
+First-order optimizers are :class:`FirstOrder` entries around an optax transformation and share
+one step (:func:`optax_step`: value and gradient of ``method.objective``, update, apply).
+Second-order optimizers with a step of their own (KFAC, KFAC*: ``methods/kfac.py``) register
+themselves in :data:`OPTIMIZERS` at import. Adding one is a class (or a :class:`FirstOrder`
+entry) and one ``register`` call.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, ClassVar
 
 import optax
 
-#: name -> (resolved method params -> optax transformation)
-OPTIMIZERS: dict[str, Callable[[dict], optax.GradientTransformation]] = {
-    "adam": lambda p: optax.adam(p["lr"]),  # Kingma & Ba, ICLR 2015
-}
+
+class Optimizer:
+    """Base class: every hook with its default (a first-order optimizer needs none of them)."""
+
+    name: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+    #: hyper-parameters with their defaults (case parameters of the method it drives)
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: valid values of its string hyper-parameters
+    choices: ClassVar[dict[str, tuple]] = {}
+
+    def supports(self, method_cls, pde=None, params=None) -> str | None:
+        """None if this optimizer can train ``method_cls`` (on ``pde`` with ``params`` when
+        given), else a one-line reason."""
+        return None
+
+    def check(self, params: dict, where: str) -> None:
+        """Raise ValueError naming ``where`` for a hyper-parameter out of its range."""
+
+    def init(self, method, params):
+        raise NotImplementedError
+
+    def step(self, method, state, batch):
+        raise NotImplementedError
+
+    def describe(self, method) -> dict:
+        return {}
+
+
+def optax_step(tx: optax.GradientTransformation, objective: Callable, params, opt_state, *args):
+    """The one optax step: ``objective(params, *args) -> (loss, aux)``; returns
+    ``(params, opt_state, loss, aux)`` after one update of ``tx``."""
+    import jax
+
+    (loss, aux), grads = jax.value_and_grad(objective, has_aux=True)(params, *args)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss, aux
+
+
+class FirstOrder(Optimizer):
+    """An optax transformation of the method's resolved parameters, with the method's learning
+    rate (a float or an optax schedule: ``method.learning_rate()``) and optional global-norm
+    clipping (``method.clip_norm()``)."""
+
+    def __init__(self, name: str, make: Callable[[dict, Any], optax.GradientTransformation],
+                 citation: str, defaults: dict | None = None):
+        self.name, self._make, self.citation = name, make, citation
+        self.defaults = dict(defaults or {})
+
+    def supports(self, method_cls, pde=None, params=None):
+        if method_cls.framework == "jax":
+            return None
+        own = getattr(method_cls, "native_optimizers", ())
+        if self.name in own:
+            return None
+        return (f"method {method_cls.name!r} ({method_cls.framework}) trains with its framework's "
+                f"own optimizers ({', '.join(own) or 'none'}), not optax's {self.name!r}")
+
+    def transform(self, method) -> optax.GradientTransformation:
+        tx = self._make(method.params, method.learning_rate())
+        clip = method.clip_norm()
+        return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
+
+    def init(self, method, params):
+        return method.transform().init(params)
+
+    def step(self, method, state, batch):
+        params, opt, loss, terms = optax_step(method.transform(), method.objective,
+                                              state["params"], state["opt"], batch)
+        return {**state, "params": params, "opt": opt}, {"loss": loss, **terms}
+
+
+#: name -> optimizer; ``register`` adds one (methods/kfac.py adds kfac and kfac-star)
+OPTIMIZERS: dict[str, Optimizer] = {}
+
+
+def register(opt: Optimizer) -> Optimizer:
+    if opt.name in OPTIMIZERS:
+        raise ValueError(f"optimizer {opt.name!r} is registered twice")
+    OPTIMIZERS[opt.name] = opt
+    return opt
+
+
+register(FirstOrder("adam", lambda p, lr: optax.adam(lr),
+                    "Kingma & Ba, 'Adam: A Method for Stochastic Optimization', ICLR 2015"))
+register(FirstOrder("sgd", lambda p, lr: optax.sgd(lr, momentum=p["momentum"] or None),
+                    "stochastic gradient descent with optional heavy-ball momentum "
+                    "(Polyak 1964); the KFAC-PINN paper's SGD baseline (Dangel et al., "
+                    "NeurIPS 2024)", defaults={"momentum": 0.0}))
+
+
+def get(name: str) -> Optimizer:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r} (valid: {', '.join(sorted(OPTIMIZERS))})")
+    return OPTIMIZERS[name]
+
+
+def valid_for(method_cls) -> list[str]:
+    """Names of the optimizers that can train ``method_cls`` (registry order)."""
+    return [n for n, o in OPTIMIZERS.items() if o.supports(method_cls) is None]
 
 
 def build(params: dict) -> optax.GradientTransformation:
-    """The optimizer named by ``params["optimizer"]``, configured from ``params``."""
-    name = params["optimizer"]
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r} (valid: {', '.join(sorted(OPTIMIZERS))})")
-    return OPTIMIZERS[name](params)
+    """The optax transformation of the first-order optimizer ``params["optimizer"]`` with the
+    constant learning rate ``params["lr"]`` (for code outside a method, e.g. tests)."""
+    opt = get(params["optimizer"])
+    if not isinstance(opt, FirstOrder):
+        raise ValueError(f"optimizer {opt.name!r} is not a first-order (optax) optimizer")
+    return opt._make({**opt.defaults, **params}, params["lr"])

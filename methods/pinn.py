@@ -111,7 +111,7 @@ class Pinn(JaxMethod):
     citation = "Raissi et al. 2019; SPINN paper baseline (Cho et al., NeurIPS 2023)"
     points_kind = "random"
     defaults = {"width": 128, "depth": 4, "activation": "tanh", "engine": "fwdrev", "mlp": "plain"}
-    choices = {"optimizer": ("adam",), "activation": ("tanh", "sin", "gelu"),
+    choices = {"activation": ("tanh", "sin", "gelu"),
                "engine": ("fwdrev",), "mlp": MLP_KINDS}
 
     @classmethod

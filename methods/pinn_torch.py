@@ -99,7 +99,8 @@ class PinnTorch(Method):
     requires = (("torch", "pip install torch==2.13.0 (the CPU wheel; or pip install -e '.[torch]')"),)
     points_kind = "random"
     defaults = {"width": 128, "depth": 4, "activation": "tanh", "engine": "autograd"}
-    choices = {"optimizer": ("adam",), "activation": ("tanh", "sin", "gelu"),
+    native_optimizers = ("adam",)  # torch.optim.Adam (the optax defaults)
+    choices = {"activation": ("tanh", "sin", "gelu"),
                "engine": ("autograd",)}
 
     def __init__(self, pde, n_per_axis, params=None, dtype="float32"):

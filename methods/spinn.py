@@ -63,7 +63,7 @@ class Spinn(JaxMethod):
     citation = "Cho et al., Separable Physics-Informed Neural Networks, NeurIPS 2023"
     points_kind = "grid"
     defaults = {"width": 64, "depth": 3, "rank": 32, "activation": "tanh", "mlp": "plain"}
-    choices = {"optimizer": ("adam",), "activation": ("tanh", "sin", "gelu"), "mlp": MLP_KINDS}
+    choices = {"activation": ("tanh", "sin", "gelu"), "mlp": MLP_KINDS}
 
     @classmethod
     def supports_inverse(cls, pde):

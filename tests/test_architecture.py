@@ -138,4 +138,18 @@ def test_every_registered_method_fills_the_interface():
         assert cls.framework in BACKENDS, f"{name}: framework {cls.framework!r} has no backend"
         assert isinstance(cls.curve_keys, tuple), name
         assert cls.evaluate is None or callable(cls.evaluate), name
-        assert cls.all_defaults()["optimizer"] in cls.choices.get("optimizer", ("adam",)), name
+        assert cls.all_defaults()["optimizer"] in cls.optimizers(), name
+
+
+def test_every_optimizer_declares_its_hooks():
+    """Every registered optimizer is an ``Optimizer``; a first-order one is a ``FirstOrder``
+    optax entry, any other implements ``init`` and ``step`` itself; its defaults name its
+    hyper-parameters and its choices only those."""
+    from methods import optim
+
+    for name, opt in optim.OPTIMIZERS.items():
+        assert isinstance(opt, optim.Optimizer) and opt.name == name and opt.citation, name
+        if not isinstance(opt, optim.FirstOrder):
+            for hook in ("init", "step"):
+                assert getattr(type(opt), hook) is not getattr(optim.Optimizer, hook), (name, hook)
+        assert set(opt.choices) <= set(opt.defaults), name

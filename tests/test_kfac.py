@@ -1,4 +1,5 @@
-"""KFAC / KFAC* (methods/kfac.py) against dense linear algebra and autodiff Jacobians."""
+"""KFAC / KFAC* (methods/kfac.py: optimizers of the registry, presets kfac / kfac-star of pinn-fl)
+against dense linear algebra and autodiff Jacobians."""
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,7 @@ jax.config.update("jax_enable_x64", True)
 import methods  # noqa: E402
 import pdes  # noqa: E402
 from methods.forward_laplacian import dense_layers  # noqa: E402
-from methods.kfac import Kfac, damped, damping_floor, kron_sum_solve  # noqa: E402
+from methods.kfac import damped, damping_floor, kron_sum_solve, model, tilde, untilde  # noqa: E402
 
 
 def _spd(rng, k, psd=False):
@@ -26,9 +27,15 @@ def _tiny(name="kfac", pde=("poisson", 2), n=3, widths=(5, 4), **extra):
     return M, params, M.sample(jax.random.PRNGKey(1))
 
 
+def _model(*a, **k):
+    """The KFAC model (residuals, factors) of a tiny preset, its params and batch."""
+    M, params, batch = _tiny(*a, **k)
+    return model(M), params, batch
+
+
 def _flat_tilde(M, layers):
     """Layers as one row-major vector of the W̃ = [W; b] matrices, and its inverse."""
-    tl = Kfac._tilde(layers)
+    tl = tilde(layers)
     shapes = [t.shape for t in tl]
     vec = jnp.concatenate([t.ravel() for t in tl])
 
@@ -37,7 +44,7 @@ def _flat_tilde(M, layers):
         for s in shapes:
             out.append(v[i:i + s[0] * s[1]].reshape(s))
             i += s[0] * s[1]
-        return Kfac._untilde(out)
+        return untilde(out)
 
     return vec, unflat, shapes
 
@@ -54,7 +61,7 @@ def test_kron_sum_solve_equals_dense_solve():
 
 
 def test_boundary_factor_with_one_point_is_the_exact_gramian_block():
-    M, params, batch = _tiny(widths=(5, 4))
+    M, params, batch = _model(widths=(5, 4))
     layers = dense_layers(params)
     x = batch["faces"][0][:1]
     omega = jnp.array([0.37])
@@ -77,19 +84,19 @@ def _dense_gramian(M, layers, batch):
 
 
 def test_gramian_vector_product_equals_dense_JtJv():
-    M, params, batch = _tiny("kfac-star", pde=("heat", 1), widths=(6, 5))
+    M, params, batch = _model("kfac-star", pde=("heat", 1), widths=(6, 5))
     layers = dense_layers(params)
     J, vec, unflat = _dense_gramian(M, layers, batch)
     v = jax.random.normal(jax.random.PRNGKey(3), vec.shape, jnp.float64)
     Gv = jax.jit(M.gramian_vp)(layers, batch, unflat(v))
-    Gv = jnp.concatenate([t.ravel() for t in Kfac._tilde(Gv)])
+    Gv = jnp.concatenate([t.ravel() for t in tilde(Gv)])
     np.testing.assert_allclose(Gv, J.T @ (J @ v), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("pde", [("poisson", 2), ("heat", 2)])
 def test_assembled_gradient_equals_autodiff_of_pinn_loss(pde):
     """∇L from the KFAC streams equals reverse-mode AD of ½·(pinn's loss)."""
-    M, params, batch = _tiny(pde=pde, widths=(6, 6))
+    M, params, batch = _model(pde=pde, widths=(6, 6))
     ref = methods.get("pinn")(M.pde, 3, {"width": 6, "depth": 2}, "float64")
     curv, half, terms = jax.jit(M.curvature)(dense_layers(params), batch)
     loss, g = jax.jit(jax.value_and_grad(lambda p: 0.5 * ref.loss(p, batch)[0]))(params)
@@ -102,7 +109,7 @@ def test_interior_factors_are_kfac_expand_of_the_exact_gramian():
     """For the last (linear) layer, ∂r/∂W̃ = Σ_s Z_s g_sᵀ with g_s independent of n: the exact
     interior block is 1/N Σ_n (Σ_s Z_s g_s)(...)ᵀ; KFAC-expand keeps the s = s' terms, which we
     rebuild from the dense Jacobian of each stream separately."""
-    M, params, batch = _tiny(widths=(5, 4))
+    M, params, batch = _model(widths=(5, 4))
     layers = dense_layers(params)
     curv, _, _ = jax.jit(M.curvature)(layers, batch)
     A_i, B_i = curv[-1][0], curv[-1][1]
@@ -192,20 +199,21 @@ def test_a_non_finite_update_is_not_applied():
     M, params, batch = _tiny("kfac", pde=("poisson", 2), n=4, widths=(8,))
     state = M.init(jax.random.PRNGKey(0))
     broken = [tuple(f.at[0, 0].set(jnp.nan) if i == 0 else f for i, f in enumerate(fs))
-              for fs in state["factors"]]
-    new, m = jax.jit(M.step)({**state, "factors": broken}, batch)
+              for fs in state["opt"]["factors"]]
+    new, m = jax.jit(M.step)({**state, "opt": {**state["opt"], "factors": broken}}, batch)
     assert float(m["nonfinite_step"]) == 1.0
     same = jax.tree_util.tree_map(lambda a, b: bool(jnp.array_equal(a, b)), new["params"], state["params"])
     assert all(jax.tree_util.tree_leaves(same))
-    assert all(bool(jnp.all(mm == 0)) for mm in new["mom"])
+    assert all(bool(jnp.all(mm == 0)) for mm in new["opt"]["mom"])
     good, m = jax.jit(M.step)(state, batch)
     assert float(m["nonfinite_step"]) == 0.0 and np.isfinite(float(m["loss"]))
 
 
 def test_bad_parameters_are_one_line_errors():
     pde = pdes.build("poisson", 2)
-    with pytest.raises(ValueError, match="optimizer.*valid: kfac, kfac-star, adam"):
-        methods.get("kfac")(pde, 3, {"optimizer": "sgd"})
+    with pytest.raises(ValueError, match=r"optimizer = 'nope' is not valid \(is not registered; "
+                                         r"valid: adam, sgd, kfac, kfac-star"):
+        methods.get("kfac")(pde, 3, {"optimizer": "nope"})
     with pytest.raises(ValueError, match="ema"):
         methods.get("kfac")(pde, 3, {"ema": 1.5})
     with pytest.raises(ValueError, match="n_out"):
