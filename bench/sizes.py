@@ -58,7 +58,7 @@ def estimate(case) -> dict:
     n_in = case.dim + (1 if getattr(pde_cls, "time_dependent", False) else 0)
     mcls = methods.get(case.method)
     p = mcls.resolve_params(dict(case.method_params))
-    kind = getattr(mcls, "points_kind", "random")
+    kind = mcls.points_kind
     n = int(case.n_per_axis)
     if kind == "grid-free":
         pts, lg_pts = n * n_in, _log10(n * n_in)

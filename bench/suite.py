@@ -549,7 +549,7 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
             reason = mcls.optimizer_reason(resolved["optimizer"], pde, resolved)
             if reason:
                 raise SuiteError(f"{mw}: {reason}")
-            _check_ranges(tbl, {**PARAM_RANGES, **getattr(mcls, "ranges", {})}, mw, f"method.{mname}.")
+            _check_ranges(tbl, {**PARAM_RANGES, **mcls.ranges}, mw, f"method.{mname}.")
             mparams = {k: v for k, v in tbl.items()}  # store only what the suite set
             c = {**cfg, **over}
             _check_case_values(c, mw)

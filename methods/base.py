@@ -47,6 +47,10 @@ class Method:
     defaults: ClassVar[dict[str, Any]] = {}
     #: valid values for string parameters (the valid optimizers come from the registry)
     choices: ClassVar[dict[str, tuple]] = {}
+    #: numeric ranges of parameters beyond the suite-wide ones (``bench.suite.PARAM_RANGES``):
+    #: name -> an object with ``check(v) -> bool`` and ``describe() -> str`` (e.g.
+    #: ``bench.suite.Range``), checked at suite validation; default none
+    ranges: ClassVar[dict] = {}
     #: the base method of a preset (a method name with another default optimizer), else None
     preset_of: ClassVar[str | None] = None
     #: for a method that trains with its framework's own optimizers (torch): the registry

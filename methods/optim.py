@@ -78,7 +78,7 @@ class FirstOrder(Optimizer):
     def supports(self, method_cls, pde=None, params=None):
         if method_cls.framework == "jax":
             return None
-        own = getattr(method_cls, "native_optimizers", ())
+        own = method_cls.native_optimizers
         if self.name in own:
             return None
         return (f"method {method_cls.name!r} ({method_cls.framework}) trains with its framework's "
