@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pdes import Registry
 
+from . import gauss_newton  # noqa: F401  (registers engd, engd-layerwise, hessian-free)
 from .base import Method
 from .causal import CausalPinn, SpinnCausal
 from .kfac import KfacPinn, KfacStarPinn

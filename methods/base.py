@@ -53,6 +53,9 @@ class Method:
     ranges: ClassVar[dict] = {}
     #: the base method of a preset (a method name with another default optimizer), else None
     preset_of: ClassVar[str | None] = None
+    #: True when ``step`` is the optimizer's step (``JaxMethod.step``); a method with a step
+    #: of its own (causal's schedule, NSM's input draw) takes first-order optimizers only
+    optimizer_steps: ClassVar[bool] = True
     #: for a method that trains with its framework's own optimizers (torch): the registry
     #: names it implements; JAX methods take every optax optimizer of the registry
     native_optimizers: ClassVar[tuple[str, ...]] = ()

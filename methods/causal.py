@@ -111,6 +111,8 @@ class CausalTraining:
     The host class implements ``slice_losses(params, batch) -> (L (n_t,), cond_terms)``.
     """
 
+    optimizer_steps = False  # its step carries the causal schedule: first-order optimizers only
+
     curve_keys = ("min_w", "eps")
 
     @classmethod

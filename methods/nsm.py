@@ -128,6 +128,7 @@ def fd(u, axis: int, order: int, h: float, periodic: bool):
 
 
 class Nsm(JaxMethod):
+    optimizer_steps = False  # its step draws the input batch: first-order optimizers only
     name = "nsm"
     description = ("Neural Spectral Method: FNO on spectral coefficients, spectral residual loss "
                    "(parametric PDEs)")

@@ -117,6 +117,52 @@ register(FirstOrder("sgd", lambda p, lr: optax.sgd(lr, momentum=p["momentum"] or
                     "NeurIPS 2024)", defaults={"momentum": 0.0}))
 
 
+class Lbfgs(Optimizer):
+    """optax's L-BFGS (``optax.lbfgs``: two-loop recursion, ``memory_size`` pairs, zoom line
+    search with the strong Wolfe conditions) on the full batch of the step. The line search is
+    a ``while_loop`` that XLA's cost analysis counts once: its FLOPs are a lower bound."""
+
+    name = "lbfgs"
+    citation = ("Liu & Nocedal, 'On the limited memory BFGS method for large scale "
+                "optimization', Math. Program. 45 (1989); optax.lbfgs")
+    defaults = {"memory_size": 10}
+
+    def supports(self, method_cls, pde=None, params=None):
+        if method_cls.framework != "jax" or not method_cls.optimizer_steps:
+            return (f"lbfgs needs a JAX method whose step is the optimizer's (a line search on "
+                    f"``objective``); {method_cls.name!r} has a step of its own")
+        return None
+
+    def check(self, p, where):
+        if p["memory_size"] < 1:
+            raise ValueError(f"{where}.memory_size = {p['memory_size']} must be >= 1")
+
+    def _tx(self, method):
+        return optax.lbfgs(memory_size=method.params["memory_size"])
+
+    def init(self, method, params):
+        return self._tx(method).init(params)
+
+    def step(self, method, state, batch):
+        import jax
+
+        params = state["params"]
+        (loss, terms), grads = jax.value_and_grad(method.objective, has_aux=True)(params, batch)
+        updates, opt = self._tx(method).update(
+            grads, state["opt"], params, value=loss, grad=grads,
+            value_fn=lambda q: method.objective(q, batch)[0])
+        return {**state, "params": optax.apply_updates(params, updates), "opt": opt}, {"loss": loss, **terms}
+
+    def describe(self, method):
+        return {"optimizer": self.name,
+                "flops_note": "the zoom line search is a while_loop counted once by XLA's cost "
+                              "analysis: flops_per_step is a lower bound",
+                "flops_uncounted_loops": "L-BFGS zoom line search (while_loop)"}
+
+
+register(Lbfgs())
+
+
 def get(name: str) -> Optimizer:
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r} (valid: {', '.join(sorted(OPTIMIZERS))})")

@@ -153,3 +153,17 @@ def test_every_optimizer_declares_its_hooks():
             for hook in ("init", "step"):
                 assert getattr(type(opt), hook) is not getattr(optim.Optimizer, hook), (name, hook)
         assert set(opt.choices) <= set(opt.defaults), name
+
+
+def test_a_method_with_its_own_step_declares_it():
+    """A JAX method whose ``step`` is not ``JaxMethod.step`` (the optimizer's) says so with
+    ``optimizer_steps = False``, so that optimizers with a step of their own refuse it."""
+    import methods
+    from methods.jaxutil import JaxMethod
+
+    for name in methods.REGISTRY.names():
+        cls = methods.get(name)
+        if cls.framework != "jax":
+            continue
+        own = cls.step is not JaxMethod.step
+        assert cls.optimizer_steps == (not own), name

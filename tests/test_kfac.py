@@ -212,7 +212,7 @@ def test_a_non_finite_update_is_not_applied():
 def test_bad_parameters_are_one_line_errors():
     pde = pdes.build("poisson", 2)
     with pytest.raises(ValueError, match=r"optimizer = 'nope' is not valid \(is not registered; "
-                                         r"valid: adam, sgd, kfac, kfac-star"):
+                                         r"valid: adam, sgd, lbfgs, kfac, kfac-star"):
         methods.get("kfac")(pde, 3, {"optimizer": "nope"})
     with pytest.raises(ValueError, match="ema"):
         methods.get("kfac")(pde, 3, {"ema": 1.5})

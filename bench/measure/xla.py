@@ -35,11 +35,15 @@ def step_flops(metrics: dict, method: dict | None = None) -> tuple[float | None,
     """FLOPs of one training step as every report shows them: the compiler's count plus the
     method's declared loop correction (``describe()['flops_correction']``: the trips of a
     ``lax.map``/``scan`` body the cost analysis counts once), and the custom calls it leaves out
-    (non-empty: the figure is a lower bound). ``(None, calls)`` when nothing was counted."""
+    plus any loop whose trips the method cannot state (``flops_uncounted_loops``) (non-empty:
+    the figure is a lower bound). ``(None, calls)`` when nothing was counted."""
     raw = (metrics or {}).get("flops_per_step")
     calls = list((metrics or {}).get("flops_uncounted_calls") or [])
     if raw is None:
         return None, calls
+    loops = (method or {}).get("flops_uncounted_loops")
+    if loops:  # a while_loop whose trip count the method cannot state (e.g. L-BFGS's line search)
+        calls.append(f"{loops}: loop trips not counted")
     corr = (method or {}).get("flops_correction")
     return float(raw) + (float(corr) if corr else 0.0), calls
 
