@@ -38,8 +38,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from . import xla_cost
-from .forward_laplacian import dense_layers, with_layers
-from .forward_laplacian import value_forward
+from .forward_laplacian import dense_layers, value_forward, with_layers
 from .kfac import LS_EXPONENTS, ValueFields, damped, model, pde_reason, tilde, untilde
 from .optim import Optimizer, register
 from .pinn_fl import PinnFL
