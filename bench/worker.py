@@ -93,7 +93,7 @@ def run_method(case: Case, rec: dict, checkpoint) -> None:
     backend.attach(M)
     rec["pde"] = pde.describe()
     rec["method"] = {"name": case.method, "params": M.params, "framework": M.framework,
-                     "points_kind": M.points_kind, **M.describe(), **M.optimizer_describe()}
+                     "points_kind": M.points_kind, **M.facts()}
     rec["size"] = {"n_per_axis": case.n_per_axis, **M.size_info()}
     m = rec["metrics"]
 

@@ -8,7 +8,7 @@ A method turns a PDE and a case's size into a trainer with
   jittable for JAX methods
 * ``predict(state, points) -> values``    u at scattered points of shape (n, n_in)
 * ``size_info()``                         what "number of collocation points" means here
-* ``n_params(state)``, ``describe()``      for the record
+* ``n_params(state)``, ``describe()``      for the record (``facts()`` adds the optimizer's)
 
 and optional hooks with their defaults declared on :class:`Method` (``supports``,
 ``curve_keys``, ``evaluate``). The harness calls these and nothing else.
@@ -194,6 +194,10 @@ class Method:
         """The optimizer's facts for the record (e.g. KFAC's FLOP loop correction); default
         none."""
         return {}
+
+    def facts(self) -> dict:
+        """Everything the record's ``method`` entry states: ``describe()`` and the optimizer's."""
+        return {**self.describe(), **self.optimizer_describe()}
 
 
 def check_type(key: str, value, default):

@@ -28,6 +28,8 @@ baseline_params     the same for the baseline
 n_params            the method's parameter count (the paper's network), e.g. 10065
 max_seconds         the wall-clock budget of method and baseline runs (an equal-time claim)
 min_steps           records trained for fewer steps cannot test the claim (accuracy claims)
+min_runs            a statistic over runs (e.g. mean +- std over 10 seeds): a configuration with
+                    fewer ok runs (records) cannot test it
 stated_n_per_axis   the only size the claim is stated at (see *sizes*)
 value, comparison   the published number; ``>=``: larger is better, ``<=``: smaller is better
 tolerance           ``bound`` (default: the wording is "at least"/"up to": one-sided) or
@@ -75,7 +77,7 @@ EXCEEDED, NOT_COMPARABLE = "exceeded", "not comparable"
 OUTCOMES = (REPRODUCED, EXCEEDED, NOT_REPRODUCED, NOT_MEASURABLE, NOT_COMPARABLE)
 CSV_COLUMNS = ["claim_id", "paper", "source", "setting", "metric", "field", "baseline_method",
                "method", "pde", "dim", "n_in", "n_per_axis", "dtype", "pde_params", "method_params",
-               "baseline_params", "n_params", "max_seconds", "min_steps", "stated_n_per_axis", "value",
+               "baseline_params", "n_params", "max_seconds", "min_steps", "min_runs", "stated_n_per_axis", "value",
                "comparison", "tolerance", "band", "comparable", "device_class", "error_definition", "note"]
 RATIO_METRICS = {"speedup": "step_ms", "flops_ratio": "flops_per_step",
                  "memory_ratio": "nvml_process_peak_bytes|nvml_peak_bytes",
@@ -115,6 +117,7 @@ class Claim:
     tolerance: str = "bound"
     band: tuple[float, float] | None = None
     comparable: str = ""
+    min_runs: int | None = None
 
     @property
     def is_ratio(self) -> bool:
@@ -222,7 +225,7 @@ def load_claims(path: Path) -> list[Claim]:
                 except ValueError:
                     raise ValueError(f"{where}: {k} {v!r} is not an integer") from None
         nums = {}
-        for k in ("min_steps", "stated_n_per_axis", "n_params", "max_seconds"):
+        for k in ("min_steps", "stated_n_per_axis", "n_params", "max_seconds", "min_runs"):
             v = r.get(k, "")
             try:
                 nums[k] = float(v) if v else None
@@ -241,6 +244,7 @@ def load_claims(path: Path) -> list[Claim]:
             baseline_params=parse_params(r.get("baseline_params", ""), where),
             n_params=as_int(nums["n_params"]), max_seconds=nums["max_seconds"],
             tolerance=tol, band=band, comparable=r.get("comparable", ""),
+            min_runs=as_int(nums["min_runs"]),
         ))
     return out
 
@@ -345,6 +349,16 @@ def _filter(aggs: pd.DataFrame, claim: Claim, settings: dict) -> tuple[pd.DataFr
                 who = "" if m == claim.method else f" ({m})"
                 return df.iloc[0:0], (f"training here{who} ran {fmt(most, 'int')} steps, the claim needs "
                                       f">= {claim.min_steps:,}")
+    if claim.min_runs:
+        runs = pd.to_numeric(df["n_ok"], errors="coerce").fillna(0) if "n_ok" in df else df["n_records"]
+        few = df.assign(_runs=runs)
+        df = df[runs >= claim.min_runs]
+        for m in need:
+            if not (df["method"] == m).any():
+                most = few.loc[few["method"] == m, "_runs"].max()
+                who = "" if m == claim.method else f" ({m})"
+                return df.iloc[0:0], (f"{fmt(most, 'int')} ok runs here{who}, the claim is a statistic "
+                                      f"over >= {claim.min_runs} runs")
     return df, None
 
 

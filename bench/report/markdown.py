@@ -16,6 +16,7 @@ import pandas as pd
 from bench.report import claims as mclaims
 from bench.report import figures as mfig
 from bench.report import inverse as minverse
+from bench.report import optimizers as moptim
 from bench.report import tables as mt
 from bench.store import shipped_path, write_shipped
 
@@ -357,6 +358,8 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
     res, figs = results(aggs, rows, baseline, figdir if figures else None, md_dir)
     inv_text, inv_figs = minverse.section(records, figdir if figures else None, md_dir)  # inverse/snapshots
     res, figs = res + "\n" + inv_text, figs + inv_figs
+    opt_text, opt_figs = moptim.section(records, figdir if figures else None, md_dir, "; ".join(devices))
+    res, figs = res + "\n" + opt_text, figs + opt_figs
     verdicts = mclaims.evaluate_all(mclaims.load_claims(claims_path), aggs, records) if claims_path else []
     here = set(aggs["method"])
     vcsv = mclaims.write_verdicts(verdicts, figdir / "claims.csv") if verdicts else None
