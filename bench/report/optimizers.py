@@ -157,7 +157,8 @@ def section(records: list[dict], figdir: Path | None, md_dir: Path, device: str 
         budgets = sorted({_num(b) for b in g["max_seconds"] if _num(b)})
         budget = (", ".join(f"{b:g} s" for b in budgets) if budgets else "none") + " wall-clock budget"
         best = s.sort_values("_median").iloc[0]["optimizer"] if len(s) else None
-        D = "n/a" if n_params is None or (isinstance(n_params, float) and math.isnan(n_params)) else f"{int(n_params):,}"
+        unknown = n_params is None or (isinstance(n_params, float) and math.isnan(n_params))
+        D = "n/a" if unknown else f"{int(n_params):,}"
         out += [f"## Optimizers: {pde}{dim}, D = {D} parameters", "",
                 f"The same network trained by {len(s)} optimizers at a {budget}. A run is one record "
                 "(one seed); mean ± std over runs (the KFAC paper authors' statistic), the median with "
