@@ -223,3 +223,30 @@ def test_kfacs_loop_correction_brings_the_map_count_to_the_unrolled_count():
     assert raw["map"]["flops_per_step"] < 0.8 * raw["unrolled"]["flops_per_step"]  # the undercount
     assert counts["map"] == pytest.approx(counts["unrolled"], rel=0.05)
     assert "lapack_dpotrf_ffi" in raw["map"]["flops_uncounted_calls"]  # the Kronecker-sum solve
+
+
+def test_a_statistic_over_runs_needs_that_many_runs(tmp_path):
+    """The KFAC paper's optimizer table is a mean over 10 runs: 3 seeds cannot test it (the
+    verdict names the run count), 10 seeds in the setting can; the median over the runs is
+    compared with the band."""
+    def runs(n, err):
+        out = []
+        for s in range(n):
+            r = with_settings(make_record("pinn-fl", 5, pde="heat", dim=4, rel_l2=err * (1 + 0.01 * s)),
+                              params={"optimizer": "sgd"}, suite_params={"optimizer": "sgd"},
+                              n_params=10065, max_seconds=3000.0)
+            r["case"]["seed"] = s
+            r["case_id"] += f"-s{s}"
+            out.append(r)
+        return out
+
+    row = {"metric": "rel_l2", "method": "pinn-fl", "pde": "heat", "dim": 4, "value": 6.77e-3,
+           "comparison": "<=", "tolerance": "band", "band": "0.00205..0.0115",
+           "method_params": "optimizer=sgd", "n_params": 10065, "max_seconds": 3000, "min_runs": 10}
+    few = verdict(tmp_path, runs(3, 6e-3), row)
+    assert few.verdict == mclaims.NOT_MEASURABLE
+    assert "3 ok runs here, the claim is a statistic over >= 10 runs" in few.why
+    enough = runs(10, 6e-3)
+    v = verdict(tmp_path, enough, row)
+    assert v.verdict == mclaims.REPRODUCED and sorted(v.method_case_ids) == sorted(r["case_id"] for r in enough)
+    assert verdict(tmp_path, runs(10, 5e-2), row).verdict == mclaims.NOT_REPRODUCED

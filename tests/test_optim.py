@@ -127,3 +127,31 @@ def test_first_order_optimizers_lower_the_loss(opt):
         state, m = step(state, batch)
         first = float(m["loss"]) if first is None else first
     assert float(m["loss"]) < first
+
+
+def test_the_report_compares_optimizers_over_runs(tmp_path):
+    """Records of one network trained by several optimizers get the optimizer section: per
+    optimizer the run count, mean ± std and the median with its bootstrap CI of the final
+    error, the training loss beside it, and the records that make each row."""
+    import numpy as np
+    from test_report import make_record
+
+    from bench.report import optimizers as mo
+
+    recs = []
+    for opt, method, errs in (("adam", "pinn-fl", [3e-3, 4e-3, 5e-3]), ("kfac", "kfac", [6e-5, 7e-5, 8e-5])):
+        for s, e in enumerate(errs):
+            r = make_record(method, 5, seed=s, pde="heat", dim=4, rel_l2=e, final_loss=10 * e,
+                            steps_done=100, max_seconds=25.0)
+            r["method"] = {"name": method, "params": {"optimizer": opt}, "n_params": 449}
+            r["case"]["max_seconds"] = 25.0
+            recs.append(r)
+    text, figs = mo.section(recs, tmp_path / "figs", tmp_path)
+    assert "## Optimizers: heat4, D = 449 parameters" in text and "25 s wall-clock budget" in text
+    adam = next(line for line in text.splitlines() if line.startswith("| adam "))
+    assert "3 / 3" in adam and f"{np.mean([3e-3, 4e-3, 5e-3]):.3g} ± {np.std([3e-3, 4e-3, 5e-3], ddof=1):.3g}" in adam
+    assert "0.004 [" in adam  # the median with its CI
+    assert "Lowest median error here: **kfac**" in text
+    assert recs[3]["case_id"] in text and len(figs) == 1 and figs[0].exists()
+    # one optimizer only: no section
+    assert mo.section(recs[:3], None, tmp_path) == ("", [])
