@@ -200,6 +200,19 @@ class Method:
         return {**self.describe(), **self.optimizer_describe()}
 
 
+class TorchMethod(Method):
+    """The PyTorch contract (the JAX one is ``methods.jaxutil.JaxMethod``): ``init(seed)`` and
+    ``sample(seed)`` take integer seeds (torch generators), ``step`` runs eagerly and may update
+    the state in place, returning loss tensors without synchronising (the backend syncs), and
+    the backend sets ``device`` before ``init``. Optimizers are torch's own: the registry names
+    a torch method implements are its ``native_optimizers``."""
+
+    framework: ClassVar[str] = "torch"
+    native_optimizers: ClassVar[tuple[str, ...]] = ("adam",)
+    #: where tensors live; set by the torch backend (``bench.backends.torch``) before ``init``
+    device: Any = "cpu"
+
+
 def check_type(key: str, value, default):
     """Check ``value`` against the type of ``default`` (ints are accepted for floats)."""
     if isinstance(default, bool):

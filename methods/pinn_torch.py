@@ -20,7 +20,7 @@ import math
 
 from pdes import Fields
 
-from .base import Method, pde_loss
+from .base import TorchMethod, pde_loss
 
 
 def _torch():
@@ -91,15 +91,14 @@ def build_mlp(n_in: int, widths: list[int], activation: str, dtype, seed: int):
     return torch.nn.Sequential(*layers)
 
 
-class PinnTorch(Method):
+class PinnTorch(TorchMethod):
     name = "pinn-torch"
     description = "vanilla PINN in PyTorch: MLP on (t, x), nested torch.autograd.grad"
     citation = "Raissi et al. 2019; same configuration as pinn (SPINN paper baseline)"
-    framework = "torch"
     requires = (("torch", "pip install torch==2.13.0 (the CPU wheel; or pip install -e '.[torch]')"),)
     points_kind = "random"
     defaults = {"width": 128, "depth": 4, "activation": "tanh", "engine": "autograd"}
-    native_optimizers = ("adam",)  # torch.optim.Adam (the optax defaults)
+    native_optimizers = ("adam",)  # torch.optim.Adam (β = 0.9, 0.999, ε = 1e-8: the optax defaults)
     choices = {"activation": ("tanh", "sin", "gelu"),
                "engine": ("autograd",)}
 
@@ -109,7 +108,6 @@ class PinnTorch(Method):
         self.bounds = pde.bounds()
         self.n_interior = self.n_per_axis ** pde.n_in
         self.n_face = self.n_per_axis ** (pde.n_in - 1)
-        self.device = "cpu"
 
     @property
     def tdtype(self):

@@ -167,3 +167,16 @@ def test_a_method_with_its_own_step_declares_it():
             continue
         own = cls.step is not JaxMethod.step
         assert cls.optimizer_steps == (not own), name
+
+
+def test_every_method_follows_its_frameworks_contract():
+    """JAX methods subclass ``JaxMethod``, torch methods ``TorchMethod`` (integer seeds, eager
+    steps, a device set by the backend): two explicit interfaces, no third by accident."""
+    import methods
+    from methods.base import TorchMethod
+    from methods.jaxutil import JaxMethod
+
+    contract = {"jax": JaxMethod, "torch": TorchMethod}
+    for name in methods.REGISTRY.names():
+        cls = methods.get(name)
+        assert issubclass(cls, contract[cls.framework]), name
