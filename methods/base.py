@@ -129,6 +129,15 @@ class Method:
         """Extra facts for the record (derivative engine, boundary weighting, ...)."""
         return {}
 
+    def inference_programs(self, state) -> list:
+        """Programs besides the step to time and cost once training is done, as a list of
+        ``(label, fn, args, repeats)``: ``fn(*args)`` pure and jittable (JAX), ``label`` a
+        JSON scalar (e.g. the output resolution). The backend compiles each, reads its FLOPs
+        from the cost analysis and times ``repeats`` synchronised calls (``bench.measure``);
+        the record gets ``infer_res`` (the labels), ``infer_ms`` (medians) and ``infer_flops``.
+        A method never times itself. Default: none."""
+        return []
+
 
 def check_type(key: str, value, default):
     """Check ``value`` against the type of ``default`` (ints are accepted for floats)."""
