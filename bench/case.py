@@ -5,9 +5,10 @@ know about it: the suite keys that set it (:class:`Key`: TOML types, description
 default, range, valid values, whether a ``[method.NAME]`` table may override it), whether it
 is part of ``case_id``'s hash, whether it tells variants of one method apart
 (``bench.variants``) and whether the export copies it from the record's case
-(``bench.store``). The tables of ``bench.suite`` (``CASE_KEYS``, ``DEFAULTS``, ``POSITIVE``,
-``METHOD_OVERRIDES``, ...), ``bench.variants.CONFIG_KEYS`` and the export's case columns are
-derived here. This module imports no framework, method or PDE (reports import it).
+(:func:`export_columns`, behind ``bench.record.flat``). The tables of ``bench.suite``
+(``CASE_KEYS``, ``DEFAULTS``, ``POSITIVE``, ``METHOD_OVERRIDES``, ...),
+``bench.variants.CONFIG_KEYS`` and the export's case columns are derived here. This module
+imports no framework, method or PDE (reports import it).
 """
 
 from __future__ import annotations
@@ -49,12 +50,14 @@ class Key:
 
 
 def case_field(*, default=MISSING, factory=MISSING, keys: dict[str, Key] | None = None,
-               hashed: bool = True, variant: bool = False, export: bool = False, doc: str = ""):
+               hashed: bool = True, variant: bool = False, export: bool = False, absent=None,
+               doc: str = ""):
     """A :class:`Case` field and its declaration: ``keys`` (suite key -> :class:`Key`),
     ``hashed`` (part of ``case_id``), ``variant`` (tells variants apart), ``export`` (an
-    export column copied from the record's case)."""
+    export column copied from the record's case), ``absent`` (what the export reads for a
+    record written before the field existed)."""
     md = {META: {"keys": dict(keys or {}), "hashed": hashed, "variant": variant, "export": export,
-                 "doc": doc}}
+                 "absent": absent, "doc": doc}}
     if factory is not MISSING:
         return dataclasses.field(default_factory=factory, metadata=md)
     return dataclasses.field(default=default, metadata=md)
@@ -118,7 +121,7 @@ class Case:
     #: timing round (``--rounds``): round r > 0 is a repeat of round 0, stored as its own record
     #: (a suffix of the id instead of part of the hash, so ids of round 0 are those of a run
     #: without rounds)
-    round: int = case_field(default=0, hashed=False, export=True)
+    round: int = case_field(default=0, hashed=False, export=True, absent=0)
 
     @functools.cached_property
     def case_id(self) -> str:
@@ -181,5 +184,17 @@ METHOD_OVERRIDES: tuple[str, ...] = tuple(k for k, key in SUITE_CASE_KEYS.items(
 NOT_HASHED: tuple[str, ...] = tuple(n for n, d in declarations().items() if not d["hashed"])
 #: case fields whose values make two runs of one method different experiments (``bench.variants``)
 VARIANT_KEYS: tuple[str, ...] = tuple(n for n, d in declarations().items() if d["variant"])
-#: case fields the export copies from the record's case (``bench.store.flatten``)
+#: case fields the export copies from the record's case (``bench.record.flat``)
 EXPORT_KEYS: tuple[str, ...] = tuple(n for n, d in declarations().items() if d["export"])
+_TABLES = {f.name for f in dataclasses.fields(Case) if f.default_factory is dict}
+
+
+def export_columns(case: dict) -> dict:
+    """The export columns of a record's ``case``: each ``export`` field's value (its ``absent``
+    value when the record predates it), tables (``pde_params``, ...) as canonical JSON."""
+    decl = declarations()
+    out = {}
+    for k in EXPORT_KEYS:
+        v = case.get(k, decl[k]["absent"])
+        out[k] = json.dumps(v or {}, sort_keys=True, default=str) if k in _TABLES else v
+    return out
