@@ -1,14 +1,15 @@
 """The micro-benchmarks' one runner: a case through its framework's backend, timed as the worker
 times it.
 
-The ``bench_runner`` fixture: ``bench_runner(case, steps_per_call)`` drives ``bench.backends`` as ``bench.worker`` does:
-``configure``, ``attach``, ``compile(rec)`` (the XLA memory and cost analysis, or the torch FLOP
-count, that the worker records), then inside ``memory_probe`` ``init``, ``first_batch`` and one
-warm-up step (allocation; excluded from the statistics). The benchmarked callable is one timing
-chunk of ``bench.loop``: ``bench.measure.timing.run_chunk``, K = ``steps_per_call`` steps closed
-by one ``backend.sync`` (pytest-benchmark's timer knows nothing about asynchronous dispatch; the
-sync is what makes the chunk's time the device's). K is fixed per entry, not sized from a
-measured step time, so a baseline and a later run time the same amount of work.
+The ``bench_runner`` fixture: ``bench_runner(case, steps_per_call)`` drives ``bench.backends``
+as ``bench.worker`` does: ``configure``, ``attach``, ``compile(rec)`` (the XLA memory and cost
+analysis, or the torch FLOP count, that the worker records), then inside ``memory_probe``
+``init``, ``first_batch`` and one warm-up step (allocation; excluded from the statistics). The
+benchmarked callable is one timing chunk of ``bench.loop``: ``bench.measure.timing.run_chunk``,
+K = ``steps_per_call`` steps closed by one ``backend.sync``, GC off (pytest-benchmark's timer
+knows nothing about asynchronous dispatch; the sync is what makes the chunk's time the
+device's). K is fixed per entry, not sized from a measured step time, so a baseline and a later
+run time the same amount of work.
 
 ``PINNBENCH_BENCH_SLEEP_MS`` (read here only, used by ``tests/test_bench_compare.py``) adds that
 many milliseconds to every step of the chunk (one sleep of K x ms inside the benchmarked
@@ -71,11 +72,13 @@ class Prepared:
     env: dict      #: ``backend.configure()``'s environment facts
 
     def chunk(self):
-        """One timing chunk (``run_chunk``: K steps, one sync), plus the injected sleep."""
-        from bench.measure.timing import run_chunk
+        """One timing chunk as ``bench.loop`` times it (``run_chunk``: K steps, one sync, GC
+        off), plus the injected sleep."""
+        from bench.measure.timing import no_gc, run_chunk
 
         b = self.backend
-        self.state, metrics = run_chunk(b.step, b.sync, self.state, self.batch, self.steps_per_call)
+        with no_gc():
+            self.state, metrics = run_chunk(b.step, b.sync, self.state, self.batch, self.steps_per_call)
         if self.sleep_s:
             time.sleep(self.sleep_s * self.steps_per_call)
         return metrics
