@@ -205,7 +205,7 @@ def summary_table(records: list[dict]):
     if aggs is None or aggs.empty:
         return t
     for _, a in aggs.sort_values(["device_name", "pde", "dim", "label", "dtype", "n_per_axis"]).iterrows():
-        flops = a["flops_per_step"]  # with the method's loop correction (tables.flops_row)
+        flops = a["flops_per_step"]  # with the method's loop correction (bench.record.flat)
         bound = ">= " if flops and a.get("flops_uncounted_calls") else ""  # custom calls XLA does not count
         npts = fmt(a["n_points"], "int").replace(",", "") if a["n_points"] is not None else "n/a"
         ok = a["n_ok"] > 0

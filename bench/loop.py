@@ -1,7 +1,8 @@
 """The training loop every framework's worker shares: warm-up, timed chunks, curve, budgets.
 
 Step 1 and step 2 run alone (allocation/warm-up, then an estimate that sizes the chunks);
-after that, chunks of K steps are timed, each closed by ``sync``, GC off. Evaluation and
+after that, chunks of K steps are timed, each closed by ``sync``, GC off
+(``bench.measure.timing.run_chunk``, the chunk the micro-benchmarks time too). Evaluation and
 resampling happen between chunks, outside the step clock (REFERENCES.md 4.1: resampling is
 timed as its own phase, ``resample_s``). A method's ``resample_every = R`` draws new points
 every R steps exactly, from step 2 on: chunks are at most R steps and never run past the next
@@ -19,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from bench.measure.timing import Timer, chunk_size, no_gc, summarize
+from bench.measure.timing import Timer, chunk_size, no_gc, run_chunk, summarize
 
 #: timing samples kept per case (beyond it, every other one is dropped and the stride doubles)
 SAMPLE_CAP = 5000
@@ -95,8 +96,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
     enter(rec, "first_step", checkpoint)
     report("first_step", 0, math.nan, 0.0, force=True)
     with Timer() as t_first:
-        state, metrics = step(state, batch)
-        sync((state, metrics))
+        state, metrics = run_chunk(step, sync, state, batch, 1)
     m["first_step_s"] = t_first.s
     train_s, done, samples = t_first.s, 1, []
     resample_every = int(M.params.get("resample_every", 0) or 0)
@@ -108,8 +108,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
                          **evaluate(state)})
     if stop is None and done < case.steps:  # one more step alone sizes the timed chunks
         with Timer() as t_est:
-            state, metrics = step(state, batch)
-            sync((state, metrics))
+            state, metrics = run_chunk(step, sync, state, batch, 1)
         done, train_s = done + 1, train_s + t_est.s
         loss = float(metrics["loss"])
         stop = None if math.isfinite(loss) else "nan"
@@ -135,9 +134,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
         if window is not None:
             window.enter()
         with no_gc(), Timer() as t:
-            for _ in range(k):
-                state, metrics = step(state, batch)
-            sync((state, metrics))
+            state, metrics = run_chunk(step, sync, state, batch, k)
         if window is not None:
             window.exit(k)
         done += k

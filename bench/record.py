@@ -3,6 +3,9 @@
 Written (partially, after every phase) by the worker, completed by the runner, written by the
 executors through ``bench.store``, read by the reports. :func:`skeleton` is the only place a
 record is started; the field names are the JSON keys of the committed records (unchanged).
+:func:`flat` is the one flat view of a record: the export (``bench.store.flatten``) orders it,
+the reports (``bench.report.tables.record_row``) add their reading of partial records and the
+non-scalar parts (timing samples, curve).
 """
 
 from __future__ import annotations
@@ -45,3 +48,31 @@ def skeleton(case, error: str = "worker did not finish", **fields) -> Record:
 def now() -> str:
     """The records' timestamp format."""
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def flat(rec: dict) -> dict:
+    """The flat scalar fields of a record: identity and status, the exported case keys
+    (``bench.case.export_columns``), size, device name, parameter count, git commit, the FLOPs
+    every report shows (``bench.measure.xla.step_flops``: the compiler's count plus the method's
+    loop correction; the raw count as ``flops_per_step_xla``), then every scalar metric."""
+    from bench.case import export_columns
+    from bench.measure.xla import step_flops
+
+    case = rec.get("case", {})
+    m = rec.get("metrics", {}) or {}
+    env = rec.get("env", {}) or {}
+    size = rec.get("size", {}) or {}
+    row = {
+        "suite": rec.get("suite"), "case_id": rec.get("case_id"), **export_columns(case),
+        "n_points": size.get("n_points"), "n_points_kind": size.get("n_points_kind"),
+        "device_name": env.get("device_name"), "status": rec.get("status"),
+        "error": rec.get("error"), "n_params": (rec.get("method") or {}).get("n_params"),
+        "git_commit": env.get("git_commit"),
+    }
+    flops, calls = step_flops(m, rec.get("method"))
+    row.update(flops_per_step=flops, flops_per_step_xla=m.get("flops_per_step"),
+               flops_uncounted_calls=", ".join(calls))
+    for k, v in m.items():
+        if not isinstance(v, (list, dict)):
+            row.setdefault(k, v)
+    return row

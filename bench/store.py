@@ -32,7 +32,8 @@ FINAL = ("ok", "oom", "nan", "timeout")
 #: every status a record can have (a record with another is not well formed)
 STATUSES = (*FINAL, "error")
 
-#: export columns, in order (the flat view of a record)
+#: export columns, in order (of the flat view of a record, ``bench.record.flat``; the case columns
+#: among them are the ``export`` fields of ``bench.case.Case``)
 COLUMNS = [
     "suite", "case_id", "pde", "dim", "method", "label", "variant", "n_per_axis", "n_points",
     "n_points_kind", "seed", "round", "steps", "steps_done", "dtype", "device", "device_name", "status", "error",
@@ -307,33 +308,11 @@ def stale_reason(rec: dict, current: dict) -> str | None:
 
 
 def flatten(rec: dict) -> dict:
-    """The export row of a record: COLUMNS first, then any other scalar metric."""
-    case = rec.get("case", {})
-    m = rec.get("metrics", {}) or {}
-    env = rec.get("env", {}) or {}
-    size = rec.get("size", {}) or {}
-    row = {
-        "suite": rec.get("suite"), "case_id": rec.get("case_id"), "pde": case.get("pde"),
-        "dim": case.get("dim"), "method": case.get("method"),
-        "n_per_axis": case.get("n_per_axis"), "n_points": size.get("n_points"),
-        "n_points_kind": size.get("n_points_kind"), "seed": case.get("seed"),
-        "round": case.get("round", 0),
-        "steps": case.get("steps"), "dtype": case.get("dtype"), "device": case.get("device"),
-        "device_name": env.get("device_name"), "status": rec.get("status"),
-        "error": rec.get("error"), "n_params": (rec.get("method") or {}).get("n_params"),
-        "git_commit": env.get("git_commit"),
-        "method_params": json.dumps(case.get("method_params") or {}, sort_keys=True, default=str),
-        "pde_params": json.dumps(case.get("pde_params") or {}, sort_keys=True, default=str),
-    }
-    from bench.measure.xla import step_flops
+    """The export row of a record (``bench.record.flat``): COLUMNS first, then any other scalar
+    metric."""
+    from bench.record import flat
 
-    # the FLOPs every report shows: compiler count + the method's loop correction (raw count kept)
-    flops, calls = step_flops(m, rec.get("method"))
-    row.update(flops_per_step=flops, flops_per_step_xla=m.get("flops_per_step"),
-               flops_uncounted_calls=", ".join(calls))
-    for k, v in m.items():
-        if not isinstance(v, (list, dict)):
-            row.setdefault(k, v)
+    row = flat(rec)
     return {**{c: row.get(c) for c in COLUMNS}, **{k: v for k, v in row.items() if k not in COLUMNS}}
 
 

@@ -22,19 +22,17 @@ valid choices.
 from __future__ import annotations
 
 import errno
-import functools
-import hashlib
-import json
 import math
 import os
 import re
 import stat
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import methods
 import pdes
+from bench.case import CASE_KEYS, DEFAULTS, DTYPES, METHOD_OVERRIDES, NONNEGATIVE, POSITIVE, PRECISIONS, Case
 from bench.errors import BenchError
 
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -44,95 +42,13 @@ class SuiteError(BenchError):
     pass
 
 
-# key -> (python types, description). "list-or" keys accept a scalar or a list of scalars.
-CASE_KEYS: dict[str, tuple] = {
-    "pde": ((str,), "PDE family name"),
-    "dim": ((int, list), "spatial dimension(s)"),
-    "pde_params": ((dict,), "PDE parameters"),
-    "methods": ((list,), "method names"),
-    "n_per_axis": ((int, list), "collocation points per axis"),
-    "steps": ((int,), "training steps (budget)"),
-    "seeds": ((int,), "number of seeds"),
-    "seed0": ((int,), "first seed"),
-    "dtype": ((str,), "float32 or float64"),
-    "timeout_s": ((int, float), "per-case timeout in seconds"),
-    "eval_points": ((int,), "held-out evaluation points"),
-    "eval_every": ((int,), "steps between evaluations on the training curve"),
-    "max_seconds": ((int, float), "wall-clock training budget"),
-    "target_rel_l2": ((int, float), "stop once rel. L2 reaches this"),
-    "timing_samples": ((int,), "timed samples (each several steps)"),
-    "precision": ((str,), "matmul precision: highest, high or default"),
-    "memory_limit_gb": ((int, float), "host memory limit of the worker (GB); above it: oom"),
-    "inverse": ((dict,), "inverse mode: learn named PDE coefficients from data"),
-}
+# The case keys are declared once, on the fields of bench.case.Case; the tables are derived there.
 SUITE_KEYS = {"description": ((str,), "one-line description"),
               "method": ((dict,), "per-method tables"),
               "matrix": ((list,), "array of override tables"),
               "rounds": ((int,), "timing rounds: every case is run this many times, interleaved"),
               "baseline": ((str,), "method the report's ratios are taken against (default pinn)"),
               **CASE_KEYS}
-# keys a [method.NAME] table may override besides the method's own parameters
-METHOD_OVERRIDES = ("n_per_axis", "steps", "dtype", "timeout_s", "max_seconds", "eval_every",
-                    "timing_samples", "memory_limit_gb")
-DTYPES = ("float32", "float64")
-PRECISIONS = ("highest", "high", "default")
-DEFAULTS = {"dim": 1, "pde_params": {}, "n_per_axis": [8], "steps": 100, "seeds": 1, "seed0": 0,
-            "dtype": "float32", "timeout_s": 900.0, "eval_points": 4096, "eval_every": 0,
-            "max_seconds": 0.0, "target_rel_l2": 0.0, "timing_samples": 9,
-            "precision": "highest", "memory_limit_gb": 0.0, "inverse": {}}
-POSITIVE = ("dim", "n_per_axis", "steps", "seeds", "timeout_s", "eval_points", "timing_samples")
-
-
-@dataclass(frozen=True)
-class Case:
-    """One measurement. ``case_id`` hashes everything that changes the result."""
-
-    suite: str
-    pde: str
-    dim: int
-    method: str
-    n_per_axis: int
-    seed: int
-    steps: int = 100
-    dtype: str = "float32"
-    device: str = "cpu"
-    pde_params: dict = field(default_factory=dict)
-    method_params: dict = field(default_factory=dict)
-    timeout_s: float = 900.0
-    eval_points: int = 4096
-    eval_every: int = 0
-    max_seconds: float = 0.0
-    target_rel_l2: float = 0.0
-    timing_samples: int = 9
-    precision: str = "highest"
-    #: host memory limit of the worker in GB (0: none); the runner's watchdog enforces it
-    memory_limit_gb: float = 0.0
-    #: inverse mode (`inverse_specs`): {learn, init, n_data, noise, data_weight, target_coef_err};
-    #: empty for a forward problem (and then not part of the hash, so forward ids are unchanged)
-    inverse: dict = field(default_factory=dict)
-    #: timing round (``--rounds``): round r > 0 is a repeat of round 0, stored as its own record
-    round: int = 0
-
-    # fields that do not change what is measured (``round`` is a suffix of the id instead, so
-    # ids of round 0 are those of a run without rounds)
-    _NOT_HASHED = ("suite", "timeout_s", "memory_limit_gb", "round")
-
-    @functools.cached_property
-    def case_id(self) -> str:
-        d = {k: v for k, v in asdict(self).items() if k not in self._NOT_HASHED}
-        if not d["inverse"]:
-            del d["inverse"]
-        h = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
-        rnd = f"-r{self.round}" if self.round else ""
-        inv = "-inv" if self.inverse else ""
-        return f"{self.pde}{self.dim}{inv}-{self.method}-n{self.n_per_axis}-s{self.seed}-{h}{rnd}"
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "case_id": self.case_id}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Case":
-        return cls(**{k: v for k, v in d.items() if k != "case_id"})
 
 
 @dataclass
@@ -405,7 +321,7 @@ def _check_case_values(c: dict, where: str) -> None:
     """Ranges of the case keys (types were checked by _check_keys)."""
     for k in POSITIVE:
         _check_positive(k, c[k], where)
-    for k in ("max_seconds", "target_rel_l2", "eval_every", "seed0", "memory_limit_gb"):
+    for k in NONNEGATIVE:
         if c[k] < 0:
             raise SuiteError(f"{where}: key {k!r} = {c[k]!r} must not be negative")
     if not 1 <= c["seeds"] <= MAX_SEEDS:

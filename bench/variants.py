@@ -1,7 +1,7 @@
 """Telling apart runs of one method with different settings (the report, the summary, exports).
 
 Two rows of one method on one device, PDE and dimension are *variants* when their settings differ
-(method or PDE parameters, steps, precision, evaluation, budgets); each gets a label naming the
+(method or PDE parameters, steps, dtype, precision, evaluation, budgets); each gets a label naming the
 settings that differ, e.g. ``causal [eps=[0.0]]``, so that neither the summary table nor the
 report pools a causal run with its eps = 0 ablation. A method run with one setting keeps its
 plain name.
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 
-#: case keys whose values make two runs of one method different experiments
-CONFIG_KEYS = ("method_params", "pde_params", "steps", "precision", "eval_points", "max_seconds",
-               "target_rel_l2", "inverse")
+from bench.case import VARIANT_KEYS
+
+#: case keys whose values make two runs of one method different experiments (declared on the
+#: ``bench.case.Case`` fields: ``variant=True``)
+CONFIG_KEYS = VARIANT_KEYS
 #: rows with equal values here are compared for variants
 SCOPE = ["device_name", "pde", "dim", "method"]
 

@@ -14,7 +14,8 @@ Phases and what is timed (REFERENCES.md 4.1): ``compile`` (the backend's: ``lowe
 ends as ``oom`` before running, with the estimate); ``first_step_s`` (first call: allocation
 and warm-up); then training steps in timed chunks of K steps, each closed by the backend's
 ``sync`` on the whole output, GC off; resampling and evaluation happen between chunks,
-outside the clock.
+outside the clock. After the final evaluation the backend times and costs the method's
+``inference_programs`` (``Backend.inference``: ``infer_ms``, ``infer_flops``).
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def run_method(case: Case, rec: dict, checkpoint) -> None:
             m["nan_detected_at_step"] = r.done
             rec["status"], rec["error"] = "nan", f"loss became {r.loss} at step {m['nan_step']}"
             return
-        loop.finish_ok(case, rec, evaluate(r.state, final=True))
+        # the final errors, and the method's inference programs timed and costed by the backend
+        loop.finish_ok(case, rec, {**evaluate(r.state, final=True), **backend.inference(r.state)})
         if case.inverse:
             from methods.inverse import time_to_target
 

@@ -11,7 +11,7 @@ A method turns a PDE and a case's size into a trainer with
 * ``n_params(state)``, ``describe()``      for the record (``facts()`` adds the optimizer's)
 
 and optional hooks with their defaults declared on :class:`Method` (``supports``,
-``curve_keys``, ``evaluate``). The harness calls these and nothing else.
+``curve_keys``, ``evaluate``, ``inference_programs``). The harness calls these and nothing else.
 
 The optimizer is a case parameter of its own (``optimizer``, ``methods/optim.py``): every
 registered optimizer whose ``supports`` accepts the method class is valid, and its
@@ -198,6 +198,15 @@ class Method:
     def facts(self) -> dict:
         """Everything the record's ``method`` entry states: ``describe()`` and the optimizer's."""
         return {**self.describe(), **self.optimizer_describe()}
+
+    def inference_programs(self, state) -> list:
+        """Programs besides the step to time and cost once training is done, as a list of
+        ``(label, fn, args, repeats)``: ``fn(*args)`` pure and jittable (JAX), ``label`` a
+        JSON scalar (e.g. the output resolution). The backend compiles each, reads its FLOPs
+        from the cost analysis and times ``repeats`` synchronised calls (``bench.measure``);
+        the record gets ``infer_res`` (the labels), ``infer_ms`` (medians) and ``infer_flops``.
+        A method never times itself. Default: none."""
+        return []
 
 
 class TorchMethod(Method):

@@ -35,6 +35,8 @@ The model learns a solution operator phi -> u of a *parametric* PDE (``pdes.nsm_
 * Accuracy is measured as the paper does (REFERENCES 3.3): the relative L2 error per held-out
   instance on the PDE's evaluation grid, averaged over the ``n_test`` instances (hook
   ``evaluate``), recorded as ``rel_l2_per_instance_mean`` and as ``rel_l2``.
+* Inference against the output resolution (``infer_res``) is returned as programs to time and
+  cost (hook ``inference_programs``); the JAX backend times them, the method never does.
 
 ``nsm-fdpinn`` is the paper's "PINN loss" baseline (repo "FNO+PINN"), here with the *same*
 network and mollifier: the output is evaluated on a uniform grid of ``fd_grid`` points per axis
@@ -46,7 +48,6 @@ differs from ``nsm``.
 from __future__ import annotations
 
 import math
-import time
 
 import jax
 import jax.numpy as jnp
@@ -55,7 +56,7 @@ import optax
 
 from pdes import Fields
 
-from . import spectral, xla_cost
+from . import spectral
 from .jaxutil import JaxMethod, count_params
 from .optim import optax_step
 
@@ -337,8 +338,8 @@ class Nsm(JaxMethod):
     def evaluate(self, state, final: bool = False) -> dict:
         """Per-instance relative L2 on the held-out instances (paper's metric, REFERENCES 3.3).
 
-        With ``final`` it also times inference (model + evaluation of the series) against the
-        output resolution, which the spectral representation leaves free.
+        With ``final`` it adds what the final record names about them (``n_test``,
+        ``eval_grid``, and ``infer_batch``, the batch of :meth:`inference_programs`).
         """
         phi, axes, ref = self._test()
         if "eval" not in self._eval_cache:
@@ -355,33 +356,24 @@ class Nsm(JaxMethod):
                "rms_abs": float(jnp.sqrt(jnp.mean(diff * diff))),
                "max_abs": float(jnp.max(jnp.abs(diff)))}
         if final:
-            out.update(self.inference_times(state, phi))
+            out["infer_batch"] = int(phi[: self.params["batch"]].shape[0])
             out["n_test"] = int(ref.shape[0])
             out["eval_grid"] = [len(a) for a in axes]
         return out
 
-    def inference_times(self, state, phi) -> dict:
-        """One batch of inference (model + evaluation of the series on a uniform grid of r
-        points per axis) for each r in ``infer_res``: median wall time and the compiler's FLOP
-        estimate (deterministic, unlike the time on a shared CPU)."""
-        phi = phi[: self.params["batch"]]
-        out = {"infer_batch": int(phi.shape[0]), "infer_res": list(self.params["infer_res"])}
-        ms, flops = [], []
+    def inference_programs(self, state) -> list:
+        """One batch (``batch`` held-out inputs) of inference, model + evaluation of the series
+        on a uniform grid of r points per axis, for each r in ``infer_res``: the backend times
+        each (``infer_ms``) and reads its FLOPs (``infer_flops``, deterministic, unlike the time
+        on a shared CPU) against the output resolution, which the spectral representation
+        leaves free."""
+        phi = self._test()[0][: self.params["batch"]]
+        progs = []
         for r in self.params["infer_res"]:
             mats = self.basis.eval_matrices([b.uniform(int(r)) for b in self.basis.bases])
-            fn = jax.jit(lambda p, x, mats=mats: self.solve(p, x, mats))
-            fn = fn.lower(state["params"], phi).compile()
-            flops.append(xla_cost.flops(fn))
-            jax.block_until_ready(fn(state["params"], phi))
-            ts = []
-            for _ in range(self.params["infer_repeats"]):
-                t0 = time.perf_counter()
-                jax.block_until_ready(fn(state["params"], phi))
-                ts.append((time.perf_counter() - t0) * 1e3)
-            ms.append(float(np.median(ts)))
-        out["infer_ms"] = ms
-        out["infer_flops"] = flops
-        return out
+            progs.append((int(r), lambda p, x, mats=mats: self.solve(p, x, mats),
+                          (state["params"], phi), self.params["infer_repeats"]))
+        return progs
 
     def predict(self, state, points):
         """u of the first held-out instance at scattered points (n, n_in)."""

@@ -1,7 +1,7 @@
 """The one reader of XLA's ``compiled.cost_analysis()`` (no framework import).
 
 The harness (``bench.measure.xla.cost_stats``) and the methods that cost a sub-computation of
-their own (KFAC's line-search loss, NSM's inference) all read it here: a dict of compiler
+their own (the line-search loss and CG products of KFAC, ENGD, Hessian-free) all read it here: a dict of compiler
 estimates per call, or None where the backend has none. Older JAX returned one dict per
 computation; the first is the executable's. A loop body is counted once (REFERENCES.md 4.3).
 """

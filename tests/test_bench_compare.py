@@ -5,13 +5,14 @@
    registered method and size, is ``tests/benchmarks``, run in the default test run; only one
    entry is run here, to keep the three extra processes to one compile each.)
 2. ``bench-compare`` against that saved run passes for the same code, and fails once a crafted
-   slowdown (``PINNBENCH_BENCH_SLEEP_MS``, a sleep inside the benchmarked callable) is injected.
+   slowdown (``PINNBENCH_BENCH_SLEEP_MS``: that many ms per step, slept inside the benchmarked
+   callable, one K-step timing chunk) is injected.
 
 The commands come from tox.ini with tox's substitutions applied here (so the test checks the envs
 CI uses, without building tox virtualenvs). To keep the pass/fail separation far outside the
 noise of a shared 2-core machine, the baseline and the unmodified run carry the same 10 ms pad
-and the slowed run 100 ms, against a 150% median threshold: a false failure needs the step to
-slow down ~10x between two runs a few seconds apart.
+per step and the slowed run 100 ms, against a 150% median threshold: a false failure needs the
+step to slow down ~10x between two runs a few seconds apart.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-SLEEP_ENV = "PINNBENCH_BENCH_SLEEP_MS"  # read by tests/benchmarks/test_step_bench.py only
+SLEEP_ENV = "PINNBENCH_BENCH_SLEEP_MS"  # read by tests/benchmarks/conftest.py only
 ROOT = Path(__file__).resolve().parents[1]
 PAD_MS, SLOW_MS, THRESHOLD = 10, 100, 150
 ONE = "[pinn-small]"  # the -k selection of the compare runs (brackets: not spinn-small)
@@ -96,6 +97,7 @@ def test_bench_env_writes_json_with_memory_and_flops_and_autosaves(baseline):
     assert info["flops_per_step"] > 0
     assert b["stats"]["rounds"] >= 15
     assert b["stats"]["median"] >= PAD_MS / 1e3  # the pad is inside the timed callable
+    assert info["steps_per_call"] >= 1 and info["step_ms"] >= PAD_MS  # per step: median / K
     saved = list(Path(values["BENCH_STORAGE"]).glob("*/0001_*.json"))
     assert len(saved) == 1, "--benchmark-autosave wrote no run to the storage"
     assert json.loads(saved[0].read_text())["benchmarks"][0]["name"] == b["name"]

@@ -22,6 +22,37 @@ def test_chunk_size_targets_time_but_keeps_enough_samples():
     assert timing.chunk_size(3, 9, 0.001) == 1
 
 
+def test_run_chunk_runs_k_steps_then_syncs_once():
+    calls = []
+
+    def step(state, batch):
+        calls.append(("step", state))
+        return state + batch, {"loss": float(state)}
+
+    def sync(tree):
+        calls.append(("sync", tree))
+
+    state, metrics = timing.run_chunk(step, sync, 0, 2, 3)
+    assert (state, metrics) == (6, {"loss": 4.0})
+    assert [c[0] for c in calls] == ["step"] * 3 + ["sync"]
+    assert calls[-1][1] == (6, {"loss": 4.0})  # the sync waits on the chunk's last output
+
+
+def test_time_calls_warms_up_syncs_every_call_and_takes_the_median():
+    import time
+
+    seen = []
+    durations = iter([0.0, 0.002, 0.050, 0.002])  # the warm-up call, then three timed calls
+
+    def fn():
+        time.sleep(next(durations))
+        return len(seen)
+
+    ms = timing.time_calls(fn, seen.append, repeats=3)
+    assert len(seen) == 4  # one warm-up + three timed calls, each synced
+    assert 1.5 <= ms < 40  # the median: the 50 ms outlier does not count
+
+
 def test_xla_analysis_of_a_matmul_counts_its_flops():
     f = jax.jit(lambda a, b: a @ b)
     a = jnp.ones((64, 128), jnp.float32)

@@ -209,6 +209,23 @@ def test_worker_records_paper_metrics(tmp_path):
     assert time.time() - t0 < 120
 
 
+def test_inference_programs_are_returned_not_timed():
+    """The method returns what is to be timed and costed (one program per output resolution,
+    pure and jittable); the backend (bench.backends.jax) times it, the method never does."""
+    import jax
+
+    from methods.base import Method
+
+    poisson = pdes.build("nsm-poisson", 2, res=8, n_test=4, eval_res=16)
+    M = methods.get("nsm")(poisson, 8, {**SMALL, "infer_res": [4, 16], "infer_repeats": 3})
+    state = M.init(jax.random.PRNGKey(0))
+    progs = M.inference_programs(state)
+    assert [p[0] for p in progs] == [4, 16] and all(p[3] == 3 for p in progs)
+    for r, fn, args, _ in progs:
+        assert jax.jit(fn)(*args).shape == (SMALL["batch"], r, r)  # a batch of inputs on an r x r grid
+    assert Method.inference_programs(M, state) == []  # the base default: nothing to time
+
+
 def test_suites_validate():
     from bench.suite import load
 

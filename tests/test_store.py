@@ -135,6 +135,30 @@ def test_export_names_round_params_and_variants():
     assert json.loads(df.loc[3, "method_params"]) == {"width": 8}
 
 
+def test_export_and_report_share_one_flat_view():
+    """A record is flattened once (``bench.record.flat``): the export orders it, the report row
+    is it plus its reading of partial records and the non-scalar parts (samples, curve)."""
+    from bench.case import EXPORT_KEYS
+    from bench.record import flat
+    from bench.report.tables import COMPILE_COLUMNS, RUN_COLUMNS, record_row
+
+    r = _rec(step_ms=2.0, step_ms_samples=[1.0, 2.0], first_step_s=0.5, flops_per_step=10.0)
+    base = flat(r)
+    assert store.flatten(r) == {**{c: base.get(c) for c in store.COLUMNS}, **base}
+    assert list(store.flatten(r))[: len(store.COLUMNS)] == store.COLUMNS
+    assert set(EXPORT_KEYS) <= set(store.COLUMNS)  # every exported case field has its column
+    row = record_row(r)
+    assert set(row) == set(base) | {"n_in", "config", "samples", "curve", "versions", "step_ms_iqr",
+                                    *COMPILE_COLUMNS, *RUN_COLUMNS}
+    assert row["samples"] == [1.0, 2.0] and row["first_step_s"] == base["first_step_s"] == 0.5
+    assert row["flops_per_step"] == base["flops_per_step"] == 10.0
+    # the report's reading of a partial record: a device name that says it was not recorded
+    partial = {"case_id": "p", "status": "ok", "case": {"pde": "heat", "device": "cuda"}}
+    assert flat(partial)["device_name"] is None and flat(partial)["round"] == 0
+    assert record_row(partial)["device"] == "gpu"
+    assert record_row(partial)["device_name"] == "cuda (device name not recorded)"
+
+
 def test_stale_records_are_detected_and_rerun_only_on_request(tmp_path):
     from bench.executors import to_run
     from bench.suite import Case

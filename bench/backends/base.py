@@ -26,7 +26,8 @@ class Backend(ABC):
     """The hooks of one framework, for one case. Call order (``bench.worker.run_method``):
     ``configure`` -> ``attach`` -> ``compile`` -> ``check_fits`` -> ``memory_probe`` around
     ``init``/``first_batch``/``evaluator``/``bench.loop.train`` (with ``step``, ``sync``,
-    ``resample``), and ``init``/``first_batch``/``step``/``resample`` again to replay a NaN."""
+    ``resample``) and the final evaluation with ``inference``, and
+    ``init``/``first_batch``/``step``/``resample`` again to replay a NaN."""
 
     #: ``Method.framework`` values this backend runs
     name: str = ""
@@ -78,6 +79,14 @@ class Backend(ABC):
     def evaluator(self, pde):
         """``evaluate(state, final=False) -> {rel_l2, rms_abs, max_abs, ...}`` for the case, on
         the held-out points of ``held_out`` (the same for every framework)."""
+
+    def inference(self, state) -> dict:
+        """Time and cost the method's ``inference_programs(state)`` once training is done:
+        ``{infer_res, infer_ms, infer_flops}`` for the final metrics, {} when it has none.
+        Default: a backend that cannot run programs refuses any."""
+        if self.M.inference_programs(state):
+            raise NotImplementedError(f"the {self.name} backend cannot time a method's inference programs")
+        return {}
 
     @abstractmethod
     def predict(self, state, points):

@@ -4,7 +4,8 @@
 allocated, so a case whose compiled memory analysis cannot fit ends as ``oom`` before running,
 with the estimate); the step is synchronised with ``block_until_ready`` on its whole output
 (REFERENCES.md 4.1); one PRNG key per case is split into init, sample and evaluation keys,
-and the batch after ``done`` steps is drawn with ``fold_in(k_sample, done)``.
+and the batch after ``done`` steps is drawn with ``fold_in(k_sample, done)``. A method's
+``inference_programs`` are compiled, costed and timed here too (``inference``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from bench import loop
 from bench.backends.base import NO_NVML, Backend, CaseOOM
 from bench.measure import env as menv
 from bench.measure import memory as mmem
-from bench.measure.timing import Timer
+from bench.measure.timing import Timer, time_calls
 
 
 def jax_env(jax, case) -> dict:
@@ -94,6 +95,24 @@ class JaxBackend(Backend):
 
     def sync(self, tree=None) -> None:
         self.jax.block_until_ready(tree)
+
+    def inference(self, state) -> dict:
+        """Each of the method's ``inference_programs``: jit, lower and compile on its arguments,
+        FLOPs from the cost analysis (``bench.measure.xla``), median ms of its synchronised
+        calls (``bench.measure.timing.time_calls``)."""
+        from bench.measure.xla import cost_stats
+
+        progs = self.M.inference_programs(state)
+        if not progs:
+            return {}
+        labels, ms, flops = [], [], []
+        for label, fn, args, repeats in progs:
+            compiled = self.jax.jit(fn).lower(*args).compile()
+            f = cost_stats(compiled)["flops_per_step"]
+            labels.append(label)
+            flops.append(None if f is None else float(f))
+            ms.append(time_calls(lambda c=compiled, a=args: c(*a), self.sync, repeats))
+        return {"infer_res": labels, "infer_ms": ms, "infer_flops": flops}
 
     def eval_points(self, pde, n: int | None = None):
         """The held-out points (``Backend.held_out``) as a JAX array, and the exact solution."""

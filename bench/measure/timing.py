@@ -1,9 +1,12 @@
-"""Wall-clock timing of already-compiled steps.
+"""Wall-clock timing of already-compiled programs: the one clock of the harness.
 
 One sample = K consecutive steps closed by one device synchronisation (sub-ms steps are
-dispatch-bound, so K > 1); the per-step time of a sample is its time / K. Samples are reported
-as median and inter-quartile range (REFERENCES.md 4.1). GC is disabled inside the window and
-the clock is ``time.perf_counter_ns``.
+dispatch-bound, so K > 1): :func:`run_chunk` runs such a chunk, and ``bench.loop`` (the reported
+``step_ms``) and the pytest-benchmark micro-benchmarks (``tests/benchmarks``) both time it; the
+per-step time of a sample is its time / K. Samples are reported as median and inter-quartile
+range (REFERENCES.md 4.1). :func:`time_calls` times a program that is not a training step (a
+method's ``inference_programs``): the median of single synchronised calls. GC is disabled
+inside the window and the clock is ``time.perf_counter_ns``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,30 @@ def chunk_size(steps_left: int, samples: int, est_step_s: float, target_s: float
     by_time = max(1, math.ceil(target_s / max(est_step_s, 1e-9)))
     by_steps = max(1, steps_left // max(samples, 1))
     return max(1, min(by_time, by_steps))
+
+
+def run_chunk(step, sync, state, batch, k: int):
+    """One timing sample: ``k`` calls of ``step(state, batch) -> (state, metrics)``, each on the
+    state the previous one returned, then one ``sync((state, metrics))``. Returns the last
+    ``(state, metrics)``. The caller holds the clock (and ``no_gc``) around it."""
+    metrics = None
+    for _ in range(k):
+        state, metrics = step(state, batch)
+    sync((state, metrics))
+    return state, metrics
+
+
+def time_calls(fn, sync, repeats: int, warmup: int = 1) -> float:
+    """Median wall time in ms of ``repeats`` calls of ``fn()``, each closed by ``sync(out)``,
+    after ``warmup`` untimed calls (first-call allocation); GC off inside each timed call."""
+    for _ in range(warmup):
+        sync(fn())
+    ts = []
+    for _ in range(max(1, int(repeats))):
+        with no_gc(), Timer() as t:
+            sync(fn())
+        ts.append(t.ms)
+    return float(np.median(ts))
 
 
 class Timer:

@@ -117,7 +117,13 @@ def run_iqr(row) -> float | None:
 
 
 def record_row(rec: dict) -> dict:
-    """The fields of one record the report uses (flat), plus its timing samples and curve."""
+    """One record as the report reads it: its flat view (``bench.record.flat``, the export's),
+    with the report's reading of partial records on top (dim, size and device from the PDE,
+    size and env when the case lacks them; measured columns as finite floats or None), plus
+    the non-scalar parts: timing samples, curve, variant config and package versions."""
+    from bench.record import flat
+
+    row = flat(rec)
     case = rec.get("case", {}) or {}
     m = rec.get("metrics", {}) or {}
     env = rec.get("env", {}) or {}
@@ -132,37 +138,26 @@ def record_row(rec: dict) -> dict:
     if n_points is None and n_per_axis and n_in:
         n_points = n_per_axis ** n_in
     device = case.get("device") or env.get("backend") or "cpu"
-    row = {
-        "case_id": rec.get("case_id"), "suite": rec.get("suite"), "pde": case.get("pde"),
-        "dim": dim, "n_in": n_in, "method": case.get("method"), "n_per_axis": n_per_axis,
-        "n_points": n_points, "seed": case.get("seed"), "steps": case.get("steps"),
+    row.update({
+        "dim": dim, "n_in": n_in, "n_per_axis": n_per_axis, "n_points": n_points,
         "dtype": case.get("dtype") or env.get("dtype"),
         "device": "gpu" if device in ("gpu", "cuda") else device,
         "device_name": env.get("device_name") or f"{device} (device name not recorded)",
-        "status": rec.get("status") or "error", "error": rec.get("error"),
+        "status": rec.get("status") or "error",
         "config": config_json(case),
         "samples": [x for x in (_num(v) for v in (m.get("step_ms_samples") or [])) if x is not None],
         "step_ms": _num(m.get("step_ms")), "step_ms_iqr": _num(m.get("step_ms_iqr")),
         "curve": rec.get("curve") or [],
-        "git_commit": env.get("git_commit"),
         "versions": json_key(env.get("versions") or {}),
-    }
+    })
+    flops = row["flops_per_step"]  # flat's: the compiler's count plus the method's loop correction
     for c in COMPILE_COLUMNS + RUN_COLUMNS:
         row[c] = _num(m.get(c))
-    row.update(flops_row(rec))
+    row["flops_per_step"] = _num(flops)
     return row
 
 
 # ---------------------------------------------------------------- FLOPs (one definition: xla.step_flops)
-
-def flops_row(rec: dict) -> dict:
-    """``flops_per_step`` with the method's loop correction applied, and the custom calls it
-    leaves out (``flops_uncounted_calls``, "" when none: then the figure is not a lower bound)."""
-    from bench.measure.xla import step_flops
-
-    flops, calls = step_flops(rec.get("metrics") or {}, rec.get("method") or {})
-    return {"flops_per_step": _num(flops), "flops_uncounted_calls": ", ".join(calls)}
-
 
 def group_calls(g: pd.DataFrame) -> str:
     """The uncounted custom calls of a group of records (union)."""
