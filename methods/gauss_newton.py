@@ -39,9 +39,8 @@ from jax.flatten_util import ravel_pytree
 
 from . import xla_cost
 from .forward_laplacian import dense_layers, value_forward, with_layers
-from .kfac import LS_EXPONENTS, ValueFields, damped, model, pde_reason, tilde, untilde
+from .kfac import ValueFields, damped, grid_line_search, model, model_reason, tilde, untilde
 from .optim import Optimizer, register
-from .pinn_fl import PinnFL
 
 
 def dense_param_count(pde, params) -> int:
@@ -74,30 +73,12 @@ def residual_jacobian(K, flat, unravel, batch):
     return jnp.concatenate([rows[0], Jb])
 
 
-def grid_line_search(K, tl, direction, batch, half):
-    """The KFAC paper's line search: the batch loss at α ∈ {2⁻³⁰, …, 2⁰} along ``direction``
-    (W̃ matrices), α* the argmin, 0 if none beats ``half``. Sequential (``lax.map``)."""
-    alphas = 2.0 ** jnp.asarray(LS_EXPONENTS, half.dtype)
-    losses = jax.lax.map(
-        lambda a: K.half_loss(untilde([t + a * d for t, d in zip(tl, direction)]), batch), alphas)
-    best = jnp.argmin(jnp.where(jnp.isfinite(losses), losses, jnp.inf))
-    return jnp.where(losses[best] < half, alphas[best], 0.0)
-
-
 class _GaussNewton(Optimizer):
     """Shared by ENGD and Hessian-free: which methods and PDEs, the finite-step guard, the
     FLOP correction of the line search."""
 
-    ACTIVATIONS = ("tanh", "sin")
-
     def supports(self, method_cls, pde=None, params=None):
-        if not issubclass(method_cls, PinnFL):
-            return (f"{self.name} needs the stacked residual of a forward-Laplacian PINN "
-                    f"(method pinn-fl), not {method_cls.name!r}")
-        if params is not None and params.get("activation") not in self.ACTIVATIONS:
-            return (f"{self.name} needs activation {' or '.join(self.ACTIVATIONS)} (the forward-"
-                    f"Laplacian streams), not {params.get('activation')!r}")
-        return pde_reason(pde) if pde is not None else None
+        return model_reason(self.name, method_cls, pde, params)
 
     def apply(self, state, tl, direction, alpha, opt, metrics, half):
         """θ + α·direction unless it is not finite (then θ is kept: ``nonfinite_step``)."""

@@ -275,6 +275,43 @@ def pde_reason(pde) -> str | None:
     return None
 
 
+#: activations the forward-Laplacian streams (and so the Gramian's factors) propagate through
+ACTIVATIONS = ("tanh", "sin")
+
+
+def model_reason(opt_name: str, method_cls, pde=None, params=None) -> str | None:
+    """Why optimizer ``opt_name``, which needs :class:`KfacModel` (the forward-Laplacian streams
+    of a dense tanh/sin MLP: ``pinn-fl`` and its presets), cannot train ``method_cls`` on
+    ``pde`` with ``params`` (None: it can)."""
+    if not issubclass(method_cls, PinnFL):
+        return (f"{opt_name} needs the forward-Laplacian streams of a dense MLP "
+                f"(method pinn-fl or its presets kfac, kfac-star), not {method_cls.name!r}")
+    if params is not None and params.get("activation") not in ACTIVATIONS:
+        return (f"{opt_name} needs activation {' or '.join(ACTIVATIONS)} (the forward-Laplacian "
+                f"streams), not {params.get('activation')!r}")
+    return pde_reason(pde) if pde is not None else None
+
+
+def grid_line_search(K, tl, direction, batch, half, mode: str = "map"):
+    """The KFAC paper's line search: the batch loss L = ``K.half_loss`` at α ∈ {2⁻³⁰, …, 2⁰}
+    along ``direction`` (W̃ matrices from ``tl``); α* the argmin, 0 if none beats ``half``.
+    ``mode``: "map" (sequential; XLA's cost analysis counts the body once, see the optimizers'
+    ``flops_correction``), "vmap", or "unrolled" (31 copies in the graph, all counted)."""
+    alphas = 2.0 ** jnp.asarray(LS_EXPONENTS, half.dtype)
+
+    def trial(a):
+        return K.half_loss(untilde([t + a * d for t, d in zip(tl, direction)]), batch)
+
+    if mode == "map":
+        losses = jax.lax.map(trial, alphas)
+    elif mode == "vmap":
+        losses = jax.vmap(trial)(alphas)
+    else:
+        losses = jnp.stack([trial(alphas[i]) for i in range(len(LS_EXPONENTS))])
+    best = jnp.argmin(jnp.where(jnp.isfinite(losses), losses, jnp.inf))
+    return jnp.where(losses[best] < half, alphas[best], 0.0)
+
+
 # -- the optimizers ----------------------------------------------------------------------------
 class KfacOptimizer(Optimizer):
     """``kfac``: KFAC-expand direction, momentum and the paper's grid line search (module
@@ -286,17 +323,9 @@ class KfacOptimizer(Optimizer):
     defaults = {"damping": 1.544e-12, "ema": 0.4496, "momentum": 0.5118,
                 "init_factors": "identity", "line_search": "map", "reject_increase": True}
     choices = {"init_factors": ("identity", "zero"), "line_search": ("map", "vmap", "unrolled")}
-    #: activations the forward-Laplacian streams (and so the factors) propagate through
-    ACTIVATIONS = ("tanh", "sin")
 
     def supports(self, method_cls, pde=None, params=None):
-        if not issubclass(method_cls, PinnFL):
-            return (f"{self.name} needs the forward-Laplacian streams of a dense MLP "
-                    f"(method pinn-fl or its presets kfac, kfac-star), not {method_cls.name!r}")
-        if params is not None and params.get("activation") not in self.ACTIVATIONS:
-            return (f"{self.name} has factors for activation {' or '.join(self.ACTIVATIONS)} only, "
-                    f"not {params.get('activation')!r}")
-        return pde_reason(pde) if pde is not None else None
+        return model_reason(self.name, method_cls, pde, params)
 
     def check(self, p, where):
         if not 0.0 <= p["ema"] < 1.0:
@@ -349,20 +378,7 @@ class KfacOptimizer(Optimizer):
         """Momentum and the grid line search: (update, momentum, metrics, other opt state)."""
         p = method.params
         mom = [p["momentum"] * m + d for m, d in zip(opt["mom"], deltas)]
-        alphas = 2.0 ** jnp.asarray(LS_EXPONENTS, half.dtype)
-
-        def trial(a):
-            return K.half_loss(untilde([t + a * m for t, m in zip(tl, mom)]), batch)
-
-        mode = p["line_search"]
-        if mode == "map":  # sequential: XLA counts the body once (see describe())
-            losses = jax.lax.map(trial, alphas)
-        elif mode == "vmap":
-            losses = jax.vmap(trial)(alphas)
-        else:  # unrolled: 31 copies in the graph (the FLOP count covers all of them)
-            losses = jnp.stack([trial(alphas[i]) for i in range(len(LS_EXPONENTS))])
-        best = jnp.argmin(jnp.where(jnp.isfinite(losses), losses, jnp.inf))
-        alpha = jnp.where(losses[best] < half, alphas[best], 0.0)
+        alpha = grid_line_search(K, tl, mom, batch, half, p["line_search"])
         return [alpha * m for m in mom], mom, {"alpha": alpha}, {}
 
     def _ls_flops(self, method) -> dict:
@@ -482,7 +498,7 @@ class KfacPinn(PinnFL):
     description = "PINN trained by KFAC (forward-Laplacian KFAC-expand factors, line search)"
     citation = "Dangel, Müller, Zeinhofer, NeurIPS 2024, arXiv 2405.15603"
     defaults = {**PinnFL.defaults, "optimizer": "kfac"}
-    choices = {**PinnFL.choices, "activation": KfacOptimizer.ACTIVATIONS}
+    choices = {**PinnFL.choices, "activation": ACTIVATIONS}
 
     @classmethod
     def supports(cls, pde):

@@ -338,27 +338,23 @@ def _filter(aggs: pd.DataFrame, claim: Claim, settings: dict) -> tuple[pd.DataFr
     for m in need:
         if not (df["method"] == m).any():
             return df.iloc[0:0], miss_of.get(m, f"no {m!r} records in the claim's setting")
-    if claim.min_steps:
-        # steps actually trained (a wall-clock budget can stop long before the step budget)
+    checks = []
+    if claim.min_steps:  # steps actually trained (a wall-clock budget can stop long before the step budget)
         ran = df["steps_done"].fillna(df["steps"]) if "steps_done" in df else df["steps"]
-        short = df.assign(_ran=ran)
-        df = df[ran.fillna(0) >= claim.min_steps]
+        checks.append((ran, claim.min_steps, lambda most, who: (
+            f"training here{who} ran {fmt(most, 'int')} steps, the claim needs >= {claim.min_steps:,}")))
+    if claim.min_runs:  # a statistic over runs (mean +- std over seeds)
+        runs = pd.to_numeric(df["n_ok"], errors="coerce") if "n_ok" in df else df["n_records"]
+        checks.append((runs, claim.min_runs, lambda most, who: (
+            f"{fmt(most, 'int')} ok runs here{who}, the claim is a statistic over >= {claim.min_runs} runs")))
+    for have, minimum, why in checks:
+        have = have.reindex(df.index).fillna(0)
+        kept = df[have >= minimum]
         for m in need:
-            if not (df["method"] == m).any():
-                most = short.loc[short["method"] == m, "_ran"].max()
-                who = "" if m == claim.method else f" ({m})"
-                return df.iloc[0:0], (f"training here{who} ran {fmt(most, 'int')} steps, the claim needs "
-                                      f">= {claim.min_steps:,}")
-    if claim.min_runs:
-        runs = pd.to_numeric(df["n_ok"], errors="coerce").fillna(0) if "n_ok" in df else df["n_records"]
-        few = df.assign(_runs=runs)
-        df = df[runs >= claim.min_runs]
-        for m in need:
-            if not (df["method"] == m).any():
-                most = few.loc[few["method"] == m, "_runs"].max()
-                who = "" if m == claim.method else f" ({m})"
-                return df.iloc[0:0], (f"{fmt(most, 'int')} ok runs here{who}, the claim is a statistic "
-                                      f"over >= {claim.min_runs} runs")
+            if not (kept["method"] == m).any():
+                most = have[df["method"] == m].max()
+                return df.iloc[0:0], why(most, "" if m == claim.method else f" ({m})")
+        df = kept
     return df, None
 
 
