@@ -51,7 +51,9 @@ def variant_labels(rows):
         keys = sorted({k for f in flat for k in f})
         differ = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flat}) > 1]
         for cfg, f in zip(configs, flat):
-            out[g.index[g["config"] == cfg]] = ",".join(f"{k}={f.get(k)}" for k in differ)
+            # a setting the suite left out is the method's default (not "None")
+            out[g.index[g["config"] == cfg]] = ",".join(
+                f"{k}={'default' if f.get(k) is None else f.get(k)}" for k in differ)
     return out
 
 

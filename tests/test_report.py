@@ -565,3 +565,18 @@ def test_figure_titles_name_suite_pde_and_device(synth):
     for p in paths:
         with Image.open(p) as im:
             assert im.size[0] > 300
+
+
+def test_a_variant_label_names_a_default_setting_as_default():
+    """The eps schedule the suite left at its default is labelled ``eps=default`` beside its
+    ``eps=[0.0]`` ablation, never ``eps=None``."""
+    import pandas as pd
+
+    from bench.variants import config_json, variant_labels
+
+    a = make_record("causal", 32)
+    b = make_record("causal", 32, seed=1)
+    b["case"]["method_params"] = {"eps": [0.0]}
+    rows = pd.DataFrame([{"device_name": CPU, "pde": "heat", "dim": 2, "method": "causal",
+                          "config": config_json(r["case"])} for r in (a, b)])
+    assert list(variant_labels(rows)) == ["eps=default", "eps=[0.0]"]
