@@ -196,9 +196,13 @@ def test_require_gpu_turns_the_skip_into_an_error(tmp_path):
     run = lambda extra: subprocess.run(  # noqa: E731
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", str(tmp_path)],
         cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True, timeout=300)
-    from conftest import gpu_unavailable_reason
+    # by path: ``import conftest`` may resolve to tests/benchmarks/conftest.py (same module name)
+    import importlib.util
 
-    reason = gpu_unavailable_reason()
+    spec = importlib.util.spec_from_file_location("pinnbench_tests_conftest", ROOT / "tests" / "conftest.py")
+    root_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root_conftest)
+    reason = root_conftest.gpu_unavailable_reason()
     if reason is None:
         pytest.skip("a usable GPU is here: nothing to skip or refuse")
     quiet = run({"PINNBENCH_REQUIRE_GPU": ""})
