@@ -187,6 +187,23 @@ VARIANT_KEYS: tuple[str, ...] = tuple(n for n, d in declarations().items() if d[
 #: case fields the export copies from the record's case (``bench.record.flat``)
 EXPORT_KEYS: tuple[str, ...] = tuple(n for n, d in declarations().items() if d["export"])
 _TABLES = {f.name for f in dataclasses.fields(Case) if f.default_factory is dict}
+#: fields the suite expansion derives itself (from other keys, the loop or the CLI); every
+#: other field set by a suite key of its own name is copied from the resolved key (``copied``)
+EXPANDED = ("suite", "pde", "dim", "method", "n_per_axis", "seed", "device", "pde_params",
+            "method_params", "inverse")
+
+
+def copied(cfg: dict) -> dict:
+    """The fields a suite key of the same name sets directly (``steps``, ``dtype``,
+    ``timeout_s``, ...), from the resolved keys ``cfg``; a float field gets a float. Adding such
+    a key to :class:`Case` needs no change in ``bench.suite``."""
+    out = {}
+    for f in dataclasses.fields(Case):
+        if f.name in EXPANDED or f.name not in f.metadata[META]["keys"] or f.name not in cfg:
+            continue
+        v = cfg[f.name]
+        out[f.name] = float(v) if f.type in (float, "float") else v
+    return out
 
 
 def export_columns(case: dict) -> dict:

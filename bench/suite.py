@@ -33,6 +33,7 @@ from pathlib import Path
 import methods
 import pdes
 from bench.case import CASE_KEYS, DEFAULTS, DTYPES, METHOD_OVERRIDES, NONNEGATIVE, POSITIVE, PRECISIONS, Case
+from bench.case import copied as case_copied
 from bench.errors import BenchError
 
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -469,19 +470,15 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
             mparams = {k: v for k, v in tbl.items()}  # store only what the suite set
             c = {**cfg, **over}
             _check_case_values(c, mw)
+            copied_fields = case_copied(c)
             for n, spec in ((n, spec) for n in _as_list(c["n_per_axis"], "n_per_axis", mw) for spec in specs):
                 if len(cases) + c["seeds"] > limit:
                     raise SuiteError(f"{where} expands to more than {MAX_CASES} cases; split the suite")
                 for s in range(c["seeds"]):
                     cases.append(Case(
                         suite=suite, pde=cfg["pde"], dim=dim, method=mname, n_per_axis=n,
-                        seed=c["seed0"] + s, steps=c["steps"], dtype=c["dtype"], device=device,
-                        pde_params=dict(cfg["pde_params"]), method_params=mparams,
-                        timeout_s=float(c["timeout_s"]), eval_points=c["eval_points"],
-                        eval_every=c["eval_every"], max_seconds=float(c["max_seconds"]),
-                        target_rel_l2=float(c["target_rel_l2"]),
-                        timing_samples=c["timing_samples"], precision=c["precision"],
-                        memory_limit_gb=float(c["memory_limit_gb"]), inverse=spec,
+                        seed=c["seed0"] + s, device=device, pde_params=dict(cfg["pde_params"]),
+                        method_params=mparams, inverse=spec, **copied_fields,
                     ))
     return cases
 
