@@ -110,6 +110,13 @@ def cmd_list(args) -> int:
     for name in methods.REGISTRY.names():
         m = methods.get(name)
         print(f"  {name:<22} [{m.framework}, {m.points_kind} points] {m.description}")
+    print("Optimizers (case parameter `optimizer`; the methods that take each, presets left out):")
+    from methods import optim
+
+    for name, opt in optim.OPTIMIZERS.items():
+        takers = [n for n in methods.REGISTRY.names()
+                  if methods.get(n).preset_of is None and methods.get(n).optimizer_reason(name) is None]
+        print(f"  {name:<22} {', '.join(takers)}  ({opt.citation})")
     print("PDEs:")
     for name in pdes.REGISTRY.names():
         c = pdes.get(name)

@@ -154,11 +154,19 @@ def test_list_names_every_suite_method_and_pde():
     import methods
     import pdes
     from bench.suite import available_suites
+    from methods import optim
 
     out = bench("list", check=True).stdout
     for name in list(available_suites()) + methods.REGISTRY.names() + pdes.REGISTRY.names():
         assert f"  {name} " in out
     assert "INVALID" not in out
+    # every optimizer with the (non-preset) methods that take it
+    lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("  ")}
+    for name in optim.OPTIMIZERS:
+        takers = [n for n in methods.REGISTRY.names() if methods.get(n).preset_of is None
+                  and name in methods.get(n).optimizers()]
+        assert name in lines and ", ".join(takers) in lines[name], name
+    assert "pinn-fl" in lines["kfac"] and " pinn," not in lines["kfac"]
 
 
 # -- which device a run uses -----------------------------------------------------------------------
