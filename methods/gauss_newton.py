@@ -37,17 +37,17 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from . import xla_cost
 from .forward_laplacian import dense_layers, value_forward, with_layers
-from .kfac import ValueFields, damped, grid_line_search, model, model_reason, tilde, untilde
+from .kfac import ValueFields, damped, grid_line_search, loop_flops, model, model_reason, tilde, untilde
 from .optim import Optimizer, register
 
 
-def dense_param_count(pde, params) -> int:
-    """D of the forward-Laplacian MLP (``widths`` or ``width`` × ``depth``) on ``pde``."""
+def layer_blocks(pde, params) -> list[int]:
+    """Parameters per layer (W̃ = [W; b]) of the forward-Laplacian MLP (``widths`` or
+    ``width`` × ``depth``) on ``pde``; their sum is D."""
     widths = list(params.get("widths") or [params["width"]] * params["depth"])
     sizes = [pde.n_in] + widths + [pde.n_out]
-    return int(sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])))
+    return [(a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])]
 
 
 def residual_jacobian(K, flat, unravel, batch):
@@ -90,17 +90,6 @@ class _GaussNewton(Optimizer):
                    "nonfinite_step": (~finite).astype(half.dtype)}
         return {**state, "params": with_layers(state["params"], new_layers), "opt": opt}, metrics
 
-    def loop_costs(self, method) -> dict:
-        """FLOPs of one loss evaluation and one Gramian-vector product (XLA estimates)."""
-        key = jax.random.PRNGKey(0)
-        params = jax.eval_shape(method.init_params, key)
-        batch = jax.eval_shape(method.sample, key)
-        K = model(method)
-        loss = jax.jit(lambda q, b: K.half_loss(dense_layers(q), b))
-        gvp = jax.jit(lambda q, b: K.gramian_vp(dense_layers(q), b, dense_layers(q)))
-        return {"loss": xla_cost.flops(loss.lower(params, batch).compile()),
-                "gvp": xla_cost.flops(gvp.lower(params, batch).compile())}
-
     def extra_loops(self, method) -> tuple[dict, str]:
         """{cost name: extra trips} not counted by XLA, and a note saying so."""
         return {"loss": 30}, ("flops_per_step counts the lax.map line-search body once; the true "
@@ -108,16 +97,9 @@ class _GaussNewton(Optimizer):
 
     def describe(self, method):
         trips, note = self.extra_loops(method)
-        d = {"optimizer": self.name, "objective": "L = 0.5 * pde_loss; reported loss = pde_loss",
-             "step_size": "grid line search over 2^-30..2^0 (31 losses, lax.map)"}
-        try:
-            costs = self.loop_costs(method)
-        except Exception as e:  # cost analysis is best effort
-            return {**d, "flops_note": f"{note}; loop FLOPs unavailable ({type(e).__name__})"}
-        if any(costs[k] is None for k in trips):
-            return {**d, "flops_note": f"{note}; loop FLOPs unavailable"}
-        return {**d, "flops_note": note, "line_search_loss_flops": costs["loss"],
-                "flops_correction": float(sum(costs[k] * n for k, n in trips.items()))}
+        return {"optimizer": self.name, "objective": "L = 0.5 * pde_loss; reported loss = pde_loss",
+                "step_size": "grid line search over 2^-30..2^0 (31 losses, lax.map)",
+                **loop_flops(method, trips, note)}
 
 
 class Engd(_GaussNewton):
@@ -135,7 +117,7 @@ class Engd(_GaussNewton):
         reason = super().supports(method_cls, pde, params)
         if reason or pde is None or params is None:
             return reason
-        D = dense_param_count(pde, params)
+        D = sum(layer_blocks(pde, params))
         if D > params["engd_max_params"]:
             dt = 8  # float64, the paper's setting
             need = D * D * dt * (2 if params["ema"] else 1) / 2**30
@@ -200,9 +182,7 @@ class EngdLayerwise(Engd):
         reason = _GaussNewton.supports(self, method_cls, pde, params)
         if reason or pde is None or params is None:
             return reason
-        widths = list(params.get("widths") or [params["width"]] * params["depth"])
-        sizes = [pde.n_in] + widths + [pde.n_out]
-        blocks = [(a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])]
+        blocks = layer_blocks(pde, params)
         D = sum(blocks)
         if D > params["engd_max_params"]:
             need = sum(b * b for b in blocks) * 8 / 2**30

@@ -312,6 +312,28 @@ def grid_line_search(K, tl, direction, batch, half, mode: str = "map"):
     return jnp.where(losses[best] < half, alphas[best], 0.0)
 
 
+def loop_flops(method, trips: dict[str, int], note: str) -> dict:
+    """The FLOPs a step's loops hide from XLA's cost analysis, which counts a ``lax.map`` /
+    ``fori_loop`` body once (REFERENCES.md 4.3): ``trips`` = {"loss": extra loss evaluations,
+    "gvp": extra Gramian-vector products}; each is costed once (compiled on abstract shapes)
+    and ``flops_correction`` = sum of cost x trips. ``note`` says what is hidden. Best effort:
+    without a cost analysis only the note is returned."""
+    key = jax.random.PRNGKey(0)
+    K = model(method)
+    programs = {"loss": lambda q, b: K.half_loss(dense_layers(q), b),
+                "gvp": lambda q, b: K.gramian_vp(dense_layers(q), b, dense_layers(q))}
+    try:
+        params = jax.eval_shape(method.init_params, key)
+        batch = jax.eval_shape(method.sample, key)
+        costs = {k: xla_cost.flops(jax.jit(programs[k]).lower(params, batch).compile()) for k in trips}
+    except Exception as e:  # cost analysis is best effort
+        return {"flops_note": f"{note}; loop FLOPs unavailable ({type(e).__name__})"}
+    out = {"flops_note": note, "line_search_loss_flops": costs.get("loss")}
+    known = all(costs[k] is not None for k in trips)
+    out["flops_correction"] = float(sum(costs[k] * n for k, n in trips.items())) if known else None
+    return out
+
+
 # -- the optimizers ----------------------------------------------------------------------------
 class KfacOptimizer(Optimizer):
     """``kfac``: KFAC-expand direction, momentum and the paper's grid line search (module
@@ -381,22 +403,6 @@ class KfacOptimizer(Optimizer):
         alpha = grid_line_search(K, tl, mom, batch, half, p["line_search"])
         return [alpha * m for m in mom], mom, {"alpha": alpha}, {}
 
-    def _ls_flops(self, method) -> dict:
-        """The line search runs in ``lax.map``, whose body XLA's cost analysis counts once
-        (REFERENCES.md 4.3): report one loss evaluation's FLOPs and the missing 30 of them."""
-        note = ("flops_per_step counts the lax.map line-search body once; the true count is "
-                "flops_per_step + flops_correction (30 more loss evaluations)")
-        try:
-            key = jax.random.PRNGKey(0)
-            params = jax.eval_shape(method.init_params, key)
-            batch = jax.eval_shape(method.sample, key)
-            f = jax.jit(lambda q, b: model(method).half_loss(dense_layers(q), b))
-            one = xla_cost.flops(f.lower(params, batch).compile())
-        except Exception as e:  # cost analysis is best effort
-            return {"flops_note": f"{note}; loss FLOPs unavailable ({type(e).__name__})"}
-        return {"flops_note": note, "line_search_loss_flops": one,
-                "flops_correction": None if one is None else 30.0 * one}
-
     def describe(self, method):
         p = method.params
         d = {"optimizer": self.name,
@@ -414,7 +420,9 @@ class KfacOptimizer(Optimizer):
         d = {"step_size": (f"momentum + grid line search over 2^-30..2^0 (31 losses, "
                            f"{p['line_search']})")}
         if p["line_search"] == "map":
-            d.update(self._ls_flops(method))
+            d.update(loop_flops(method, {"loss": 30}, (
+                "flops_per_step counts the lax.map line-search body once; the true count is "
+                "flops_per_step + flops_correction (30 more loss evaluations)")))
         return d
 
 
