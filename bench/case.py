@@ -122,12 +122,20 @@ class Case:
     #: (a suffix of the id instead of part of the hash, so ids of round 0 are those of a run
     #: without rounds)
     round: int = case_field(default=0, hashed=False, export=True, absent=0)
+    #: optimizer steps per compiled call (``bench.loop``: a fused block of K steps is one
+    #: ``lax.fori_loop`` over the method's step, never crossing a resample); 1 (the default, not
+    #: part of the hash, so ids of unfused cases are unchanged) is one call per step
+    fused_steps: int = case_field(default=1, keys={"fused_steps": _key(
+        (int,), "optimizer steps per compiled call (1: one call per step)", positive=True,
+        override=True)}, variant=True, export=True, absent=1)
 
     @functools.cached_property
     def case_id(self) -> str:
         d = {k: v for k, v in asdict(self).items() if k not in NOT_HASHED}
         if not d["inverse"]:
             del d["inverse"]
+        if d["fused_steps"] == 1:
+            del d["fused_steps"]
         h = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
         rnd = f"-r{self.round}" if self.round else ""
         inv = "-inv" if self.inverse else ""

@@ -84,15 +84,29 @@ def enter(rec: dict, phase: str, checkpoint=None) -> None:
         checkpoint()
 
 
-def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=None, checkpoint=None) -> LoopResult:
+def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=None, checkpoint=None,
+          fused=(1, None)) -> LoopResult:
     """Run the training of one case. ``step(state, batch) -> (state, metrics)``;
     ``sync(tree)`` waits for the device; ``resample(done) -> batch`` draws new points;
     ``evaluate(state) -> {rel_l2, ...}``. Fills ``rec["metrics"]`` and ``rec["curve"]``.
     ``window`` (optional, e.g. ``bench.measure.nvml.TimedWindow``) gets ``enter()`` just before
     and ``exit(k)`` just after every timed chunk of k steps, outside the step clock;
-    ``checkpoint()`` saves the partial record at each phase change."""
+    ``checkpoint()`` saves the partial record at each phase change. ``fused = (F,
+    fused_step)`` (``Backend.fused``): ``fused_step(state, batch)`` runs F steps in one call;
+    chunks are then multiples of F where the schedule allows (``run_chunk``)."""
+    t_loop = time.perf_counter_ns()
     m = rec["metrics"]
     report = Reporter(case)
+    F, fused_step = fused if fused[1] is not None else (1, None)
+    eval_s = 0.0
+
+    def evaluate_timed(state):  # evaluation is its own phase: outside the step clock and the overhead
+        nonlocal eval_s
+        with Timer() as t_e:
+            out = evaluate(state)
+        eval_s += t_e.s
+        return out
+
     enter(rec, "first_step", checkpoint)
     report("first_step", 0, math.nan, 0.0, force=True)
     with Timer() as t_first:
@@ -105,15 +119,19 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
     loss = float(metrics["loss"])
     stop = None if math.isfinite(loss) else "nan"
     rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **curve_extras(M, metrics),
-                         **evaluate(state)})
-    if stop is None and done < case.steps:  # one more step alone sizes the timed chunks
+                         **evaluate_timed(state)})
+    if stop is None and done < case.steps:  # one more call sizes the timed chunks: one step, or
+        # one fused call of F steps where it fits before the budget and the first draw
+        e = F if F > 1 and done + F <= case.steps and (not resample_every or done + F <= resample_every) else 1
         with Timer() as t_est:
-            state, metrics = run_chunk(step, sync, state, batch, 1)
-        done, train_s = done + 1, train_s + t_est.s
+            state, metrics = run_chunk(step, sync, state, batch, e, fused_step, F)
+        done, train_s = done + e, train_s + t_est.s
         loss = float(metrics["loss"])
         stop = None if math.isfinite(loss) else "nan"
-        m["second_step_s"] = t_est.s
+        m["second_step_s"] = t_est.s / e
     K = chunk_size(case.steps - done, case.timing_samples, m.get("second_step_s") or t_first.s)
+    if F > 1:  # whole fused calls (a chunk cut short by the budget or a draw ends with single steps)
+        K = max(F, K // F * F)
     if resample_every:
         K = min(K, resample_every)
     m["steps_per_sample"] = K
@@ -134,7 +152,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
         if window is not None:
             window.enter()
         with no_gc(), Timer() as t:
-            state, metrics = run_chunk(step, sync, state, batch, k)
+            state, metrics = run_chunk(step, sync, state, batch, k, fused_step, F)
         if window is not None:
             window.exit(k)
         done += k
@@ -160,7 +178,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
                 next_eval = int(done * 1.25) + 1
         evaluated = bool(due or last or case.target_rel_l2)
         if evaluated:
-            point.update(evaluate(state))
+            point.update(evaluate_timed(state))
         if evaluated or done - last_point >= loss_every:  # loss-only points are thinned
             rec["curve"].append(point)
             last_point = done
@@ -175,12 +193,25 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
             stop = "method"
             break
     m.update(summarize(samples))
+    m.update(overhead(time.perf_counter_ns() - t_loop, train_s, eval_s, resample_s))
     m["step_ms_samples"] = samples
     m.update(steps_done=done, train_s=train_s, final_loss=loss, stop_reason=stop or "steps",
              resamples=len(draws), resample_s=resample_s,
              resample_interval_mean=sum(draws) / len(draws) if draws else None)
     m.update({f"final_{k}": float(v) for k, v in metrics.items() if k != "loss"})
     return LoopResult(state, metrics, loss, stop, done, train_s, resample_every)
+
+
+def overhead(loop_ns: int, train_s: float, eval_s: float, resample_s: float) -> dict:
+    """The harness's own share of the training loop: ``loop_wall_s`` (first step to the end of
+    the loop), ``eval_s`` (the curve's evaluations) and ``harness_overhead`` = 1 - (sum of the
+    timed steps, ``train_s``) / (loop wall time - evaluation - resampling), the time the loop
+    spends on its own bookkeeping (clocks, curve, progress reports, checkpoints, host reads of
+    the loss) as a fraction of the time it trains."""
+    wall = loop_ns / 1e9
+    busy = wall - eval_s - resample_s
+    return {"loop_wall_s": wall, "eval_s": eval_s,
+            "harness_overhead": 1.0 - train_s / busy if busy > 0 else None}
 
 
 def errors(xp, pred, exact) -> dict:

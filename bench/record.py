@@ -54,8 +54,12 @@ def flat(rec: dict) -> dict:
     """The flat scalar fields of a record: identity and status, the exported case keys
     (``bench.case.export_columns``), size, device name, parameter count, git commit, the FLOPs
     every report shows (``bench.measure.xla.step_flops``: the compiler's count plus the method's
-    loop correction; the raw count as ``flops_per_step_xla``), then every scalar metric."""
+    loop correction; the raw count as ``flops_per_step_xla``), the roofline
+    (``bench.measure.peak.roofline``: ``achieved_gflops``, ``peak_fraction``, ``peak_gflops``;
+    computed, so a record older than them has achieved GFLOP/s but no peak), then every scalar
+    metric."""
     from bench.case import export_columns
+    from bench.measure.peak import roofline
     from bench.measure.xla import step_flops
 
     case = rec.get("case", {})
@@ -72,6 +76,7 @@ def flat(rec: dict) -> dict:
     flops, calls = step_flops(m, rec.get("method"))
     row.update(flops_per_step=flops, flops_per_step_xla=m.get("flops_per_step"),
                flops_uncounted_calls=", ".join(calls))
+    row.update(roofline(m, rec.get("method"), env), peak_gflops=env.get("peak_gflops"))
     for k, v in m.items():
         if not isinstance(v, (list, dict)):
             row.setdefault(k, v)

@@ -404,6 +404,25 @@ def _check_pde_params(pde_cls, params: dict, where: str) -> None:
                              "not a boolean")
 
 
+def fuse_reason(mcls, resolved: dict, fused: int) -> str | None:
+    """Why ``fused_steps = fused`` cannot train ``mcls`` with parameters ``resolved``: its
+    framework's backend runs one call per step (``Backend.can_fuse``), or a fused block would
+    cross a resample (``fused_steps`` > ``resample_every``); None when it can."""
+    if fused == 1:
+        return None
+    from bench import backends
+
+    if not backends.get(mcls.framework).can_fuse:
+        fusing = ", ".join(n for n, b in backends.BACKENDS.items() if b.can_fuse)
+        return (f"fused_steps = {fused}: the {mcls.framework} backend runs one call per step "
+                f"(fused steps need a backend that compiles them: {fusing}; use fused_steps = 1)")
+    every = int(resolved.get("resample_every", 0) or 0)
+    if every and fused > every:
+        return (f"fused_steps = {fused} is more than resample_every = {every}: a fused block never "
+                f"crosses a resample (valid: fused_steps from 1 to {every})")
+    return None
+
+
 #: what a PDE or method constructor may raise for a bad parameter value (a float() of a
 #: string, a comparison of a list with a number, ...): reported as a SuiteError
 _BAD_PARAM = (ValueError, TypeError, OverflowError, ArithmeticError, KeyError, IndexError)
@@ -470,6 +489,9 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
             mparams = {k: v for k, v in tbl.items()}  # store only what the suite set
             c = {**cfg, **over}
             _check_case_values(c, mw)
+            reason = fuse_reason(mcls, resolved, c["fused_steps"])
+            if reason:
+                raise SuiteError(f"{mw}: {reason}")
             copied_fields = case_copied(c)
             for n, spec in ((n, spec) for n in _as_list(c["n_per_axis"], "n_per_axis", mw) for spec in specs):
                 if len(cases) + c["seeds"] > limit:

@@ -32,6 +32,7 @@ from bench import backends, faults, loop, record
 from bench.backends import CaseOOM
 from bench.measure import env as menv
 from bench.measure import memory as mmem
+from bench.measure import peak
 from bench.measure.timing import Timer
 from bench.store import write_json_atomic
 from bench.suite import Case
@@ -86,6 +87,8 @@ def run_method(case: Case, rec: dict, checkpoint) -> None:
     cls = methods.get(case.method)
     backend = backends.get(cls.framework)(case)
     rec["env"].update(backend.configure())
+    # the roofline's peak of this device and dtype (bench.measure.peak: cached per machine)
+    rec["env"].update(peak.device_peak(backend, rec["env"], case.dtype, case.precision, case.device))
     loop.enter(rec, "build", checkpoint)
     pde = pdes.build(case.pde, case.dim, **case.pde_params)
     M = cls(pde, case.n_per_axis, case.method_params, case.dtype)
@@ -115,7 +118,7 @@ def run_method(case: Case, rec: dict, checkpoint) -> None:
                 batch = backend.first_batch()
             m["sample_s"] = t_s.s
         r = loop.train(case, M, rec, backend.step, backend.sync, backend.resample, evaluate, state, batch,
-                       window=backend.window, checkpoint=checkpoint)
+                       window=backend.window, checkpoint=checkpoint, fused=backend.fused())
         if r.stop == "nan":
             exact = locate_nan(backend.step, backend.init, backend.first_batch, backend.resample,
                                r.resample_every, r.done)
@@ -126,6 +129,7 @@ def run_method(case: Case, rec: dict, checkpoint) -> None:
             return
         # the final errors, and the method's inference programs timed and costed by the backend
         loop.finish_ok(case, rec, {**evaluate(r.state, final=True), **backend.inference(r.state)})
+        m.update(peak.roofline(m, rec["method"], rec["env"]))
         if case.inverse:
             from methods.inverse import time_to_target
 

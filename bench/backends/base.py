@@ -34,6 +34,9 @@ class Backend(ABC):
     #: the GPU-telemetry window ``bench.loop.train`` opens around each timed chunk (set by
     #: ``memory_probe`` where NVML samples the run; None: no telemetry)
     window = None
+    #: whether ``fused`` can run several optimizer steps in one compiled call (case key
+    #: ``fused_steps``; suite validation refuses ``fused_steps > 1`` for a backend without it)
+    can_fuse: bool = False
 
     def __init__(self, case):
         self.case = case
@@ -70,6 +73,19 @@ class Backend(ABC):
     @abstractmethod
     def step(self, state, batch):
         """One training step: ``(state, batch) -> (state, metrics)``."""
+
+    def fused(self):
+        """``(F, fused_step)``: ``fused_step(state, batch)`` runs F optimizer steps in one
+        compiled call (built by ``compile`` for ``case.fused_steps = F > 1``) and returns the
+        last step's metrics; ``(1, None)``: one call per step. Default: ``(1, None)``."""
+        return 1, None
+
+    def matmul_program(self, n: int, dtype: str):
+        """A zero-argument callable running one ``n x n`` by ``n x n`` matmul in ``dtype`` on the
+        case's device (compiled, inputs ready), its output for ``sync``: the roofline's
+        micro-benchmark (``bench.measure.peak`` times it); None: this backend cannot run it in
+        ``dtype`` (e.g. float64 in a JAX process without x64). Default: None."""
+        return None
 
     @abstractmethod
     def sync(self, tree=None) -> None:

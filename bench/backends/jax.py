@@ -20,6 +20,20 @@ from bench.measure import memory as mmem
 from bench.measure.timing import Timer, time_calls
 
 
+def fused_program(step, F: int):
+    """``F`` optimizer steps of ``step(state, batch) -> (state, metrics)`` on one batch as one
+    program: a ``lax.scan`` carrying the state (the same updates, in the same order, as F calls
+    of the step), returning the last step's metrics."""
+
+    def fused(state, batch):
+        import jax
+
+        state, ms = jax.lax.scan(lambda s, _: step(s, batch), state, None, length=F)
+        return state, jax.tree_util.tree_map(lambda x: x[-1], ms)
+
+    return fused
+
+
 def jax_env(jax, case) -> dict:
     dev = jax.devices()[0]
     info = {"backend": jax.default_backend(), "device_kind": dev.device_kind,
@@ -36,6 +50,9 @@ def jax_env(jax, case) -> dict:
 
 class JaxBackend(Backend):
     name = "jax"
+    can_fuse = True
+    #: (F, the compiled F-step program) once ``compile`` has run; (1, None) unfused
+    _fused = (1, None)
 
     def configure(self) -> dict:
         import jax
@@ -64,6 +81,15 @@ class JaxBackend(Backend):
             self.compiled = lowered.compile()
         m.update(lower_s=t_lower.s, compile_s=t_comp.s, **memory_stats(self.compiled),
                  **cost_stats(self.compiled))
+        F = int(self.case.fused_steps)
+        if F > 1:  # FLOPs and memory stay those of one step (the loop body is counted once)
+            fused = jax.jit(fused_program(M.step, F), donate_argnums=(0,) if self.on_gpu else ())
+            with Timer() as t_lower:
+                lowered = fused.lower(state_shape, batch_shape)
+            with Timer() as t_comp:
+                self._fused = (F, lowered.compile())
+            m.update(fused_lower_s=t_lower.s, fused_compile_s=t_comp.s,
+                     fused_xla_total_bytes=memory_stats(self._fused[1])["xla_total_bytes"])
         self._init, self._sample = jax.jit(M.init), jax.jit(M.sample)
 
     def check_fits(self, rec: dict) -> None:
@@ -92,6 +118,21 @@ class JaxBackend(Backend):
 
     def step(self, state, batch):
         return self.compiled(state, batch)
+
+    def fused(self):
+        return self._fused
+
+    def matmul_program(self, n: int, dtype: str):
+        jax = self.jax
+        if dtype == "float64" and not jax.config.jax_enable_x64:
+            return None
+        dt = jax.numpy.float64 if dtype == "float64" else jax.numpy.float32
+        ka, kb = jax.random.split(jax.random.PRNGKey(0))
+        a = jax.random.normal(ka, (n, n), dt)
+        b = jax.random.normal(kb, (n, n), dt)
+        mm = jax.jit(jax.numpy.matmul).lower(a, b).compile()
+        jax.block_until_ready((a, b))
+        return lambda: mm(a, b)
 
     def sync(self, tree=None) -> None:
         self.jax.block_until_ready(tree)

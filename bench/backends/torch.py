@@ -141,6 +141,14 @@ class TorchBackend(Backend):
     def step(self, state, batch):
         return self.M.step(state, batch)
 
+    def matmul_program(self, n: int, dtype: str):
+        torch = self.torch
+        dt = torch.float64 if dtype == "float64" else torch.float32
+        g = torch.Generator(device="cpu").manual_seed(0)
+        a = torch.randn(n, n, generator=g, dtype=dt).to(self.device)
+        b = torch.randn(n, n, generator=g, dtype=dt).to(self.device)
+        return lambda: a @ b
+
     def sync(self, tree=None) -> None:
         if self.on_gpu:
             self.torch.cuda.synchronize()

@@ -3,7 +3,9 @@
 One sample = K consecutive steps closed by one device synchronisation (sub-ms steps are
 dispatch-bound, so K > 1): :func:`run_chunk` runs such a chunk, and ``bench.loop`` (the reported
 ``step_ms``) and the pytest-benchmark micro-benchmarks (``tests/benchmarks``) both time it; the
-per-step time of a sample is its time / K. Samples are reported as median and inter-quartile
+per-step time of a sample is its time / K. With fused steps (case key ``fused_steps = F``) the
+chunk's K steps are K / F compiled calls of F steps each (``run_chunk``'s ``fused``): the
+per-step time is still the chunk's time / K, the dispatch of F - 1 calls saved. Samples are reported as median and inter-quartile
 range (REFERENCES.md 4.1). :func:`time_calls` times a program that is not a training step (a
 method's ``inference_programs``): the median of single synchronised calls. GC is disabled
 inside the window and the clock is ``time.perf_counter_ns``.
@@ -50,12 +52,18 @@ def chunk_size(steps_left: int, samples: int, est_step_s: float, target_s: float
     return max(1, min(by_time, by_steps))
 
 
-def run_chunk(step, sync, state, batch, k: int):
-    """One timing sample: ``k`` calls of ``step(state, batch) -> (state, metrics)``, each on the
-    state the previous one returned, then one ``sync((state, metrics))``. Returns the last
-    ``(state, metrics)``. The caller holds the clock (and ``no_gc``) around it."""
+def run_chunk(step, sync, state, batch, k: int, fused=None, per_call: int = 1):
+    """One timing sample: ``k`` optimizer steps, each on the state the previous one returned,
+    then one ``sync((state, metrics))``. Returns the last ``(state, metrics)``. ``step(state,
+    batch) -> (state, metrics)`` is one step; with ``fused`` (``fused(state, batch)`` runs
+    ``per_call`` steps in one compiled call and returns the last step's metrics), the chunk is
+    ``k // per_call`` fused calls, then the ``k % per_call`` remaining steps one call each. The
+    caller holds the clock (and ``no_gc``) around it."""
     metrics = None
-    for _ in range(k):
+    blocks, rest = divmod(k, per_call) if fused is not None and per_call > 1 else (0, k)
+    for _ in range(blocks):
+        state, metrics = fused(state, batch)
+    for _ in range(rest):
         state, metrics = step(state, batch)
     sync((state, metrics))
     return state, metrics
