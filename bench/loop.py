@@ -98,7 +98,15 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
     m = rec["metrics"]
     report = Reporter(case)
     F, fused_step = fused if fused[1] is not None else (1, None)
-    eval_s = 0.0
+    eval_s = save_s = 0.0
+
+    def save():  # the partial record's fsynced write: a phase change, not loop bookkeeping
+        nonlocal save_s
+        with Timer() as t_c:
+            checkpoint()
+        save_s += t_c.s
+
+    save = save if checkpoint is not None else None
 
     def evaluate_timed(state):  # evaluation is its own phase: outside the step clock and the overhead
         nonlocal eval_s
@@ -107,7 +115,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
         eval_s += t_e.s
         return out
 
-    enter(rec, "first_step", checkpoint)
+    enter(rec, "first_step", save)
     report("first_step", 0, math.nan, 0.0, force=True)
     with Timer() as t_first:
         state, metrics = run_chunk(step, sync, state, batch, 1)
@@ -115,7 +123,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
     train_s, done, samples = t_first.s, 1, []
     resample_every = int(M.params.get("resample_every", 0) or 0)
     last_draw, draws = 0, []
-    enter(rec, "train", checkpoint)
+    enter(rec, "train", save)
     loss = float(metrics["loss"])
     stop = None if math.isfinite(loss) else "nan"
     rec["curve"].append({"step": done, "train_s": train_s, "loss": loss, **curve_extras(M, metrics),
@@ -193,7 +201,7 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
             stop = "method"
             break
     m.update(summarize(samples))
-    m.update(overhead(time.perf_counter_ns() - t_loop, train_s, eval_s, resample_s))
+    m.update(overhead(time.perf_counter_ns() - t_loop, train_s, eval_s, resample_s, save_s))
     m["step_ms_samples"] = samples
     m.update(steps_done=done, train_s=train_s, final_loss=loss, stop_reason=stop or "steps",
              resamples=len(draws), resample_s=resample_s,
@@ -202,15 +210,17 @@ def train(case, M, rec, step, sync, resample, evaluate, state, batch, window=Non
     return LoopResult(state, metrics, loss, stop, done, train_s, resample_every)
 
 
-def overhead(loop_ns: int, train_s: float, eval_s: float, resample_s: float) -> dict:
+def overhead(loop_ns: int, train_s: float, eval_s: float, resample_s: float, checkpoint_s: float = 0.0) -> dict:
     """The harness's own share of the training loop: ``loop_wall_s`` (first step to the end of
-    the loop), ``eval_s`` (the curve's evaluations) and ``harness_overhead`` = 1 - (sum of the
-    timed steps, ``train_s``) / (loop wall time - evaluation - resampling), the time the loop
-    spends on its own bookkeeping (clocks, curve, progress reports, checkpoints, host reads of
-    the loss) as a fraction of the time it trains."""
+    the loop) and ``harness_overhead`` = 1 - (sum of the timed steps, ``train_s``) / (loop wall
+    time - evaluation - resampling - checkpoints), the time the loop spends on its own
+    bookkeeping (clocks, GC switches, the curve, progress reports, host reads of the loss) as
+    a fraction of the time it trains. The phases left out are recorded apart: ``eval_s`` (the
+    curve's evaluations), ``resample_s`` and ``checkpoint_s`` (the partial record's fsynced
+    writes at the two phase changes)."""
     wall = loop_ns / 1e9
-    busy = wall - eval_s - resample_s
-    return {"loop_wall_s": wall, "eval_s": eval_s,
+    busy = wall - eval_s - resample_s - checkpoint_s
+    return {"loop_wall_s": wall, "eval_s": eval_s, "checkpoint_s": checkpoint_s,
             "harness_overhead": 1.0 - train_s / busy if busy > 0 else None}
 
 

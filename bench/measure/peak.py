@@ -2,8 +2,8 @@
 
 The peak is measured once per machine, device, framework, dtype and matmul precision by a
 short micro-benchmark (square ``n x n`` matmuls of growing ``n``, the best of a few synchronised
-calls each, 2 n^3 FLOPs per call; stopped once one call takes ``STOP_S`` or the whole takes
-``BUDGET_S``: about a second or two on a CPU) and cached in ``peak.json`` under
+calls each, 2 n^3 FLOPs per call; a size is skipped once, at the best rate so far, one call would
+take more than ``STOP_S`` or the whole more than ``BUDGET_S``: about a second on a CPU) and cached in ``peak.json`` under
 ``$PINNBENCH_CACHE_DIR`` (default ``$XDG_CACHE_HOME/pinnbench``, i.e. ``~/.cache/pinnbench``),
 keyed by a fingerprint of the host and the device (:func:`fingerprint`); every record's
 ``env`` carries the peak of its case (``peak_gflops``, with its key and when it was measured).
@@ -59,6 +59,9 @@ def measure(program, sync, device: str) -> dict:
 
     best, per_size, t0 = 0.0, {}, time.perf_counter()
     for n in SIZES.get(device, SIZES["cpu"]):
+        if best and (2.0 * n**3 / (best * 1e9) > STOP_S
+                     or time.perf_counter() - t0 + (REPEATS + 1) * 2.0 * n**3 / (best * 1e9) > BUDGET_S):
+            break  # the next size, at the best rate so far, would take too long
         call = program(n)
         if call is None:
             return {}
@@ -71,8 +74,6 @@ def measure(program, sync, device: str) -> dict:
         rate = 2.0 * n**3 / max(min(ts), 1e-9) / 1e9
         per_size[str(n)] = rate
         best = max(best, rate)
-        if min(ts) > STOP_S or time.perf_counter() - t0 > BUDGET_S:
-            break
     return {"gflops": best, "gflops_by_size": per_size, "benchmark_s": time.perf_counter() - t0}
 
 

@@ -148,7 +148,13 @@ def _section(sec_aggs: pd.DataFrame, sec_rows: pd.DataFrame, baseline: str, figd
             "interval of that median over runs (none with one run), and `within-run IQR ms` the spread "
             "of the timing chunks inside a run (median over runs; chunks are not independent samples). "
             "Errors: median over runs; compile time, XLA bytes and FLOPs (compiler estimate per step, "
-            "plus the loop trips a method declares uncounted) are known even for a case that then failed."]
+            "plus the loop trips a method declares uncounted) are known even for a case that then failed. "
+            "`GFLOP/s`: GFLOP/step over the median step time (a lower bound where GFLOP/step is one)"
+            + ("; `% of peak`: that over the device's float matmul peak, measured once per machine by a "
+               "micro-benchmark (`bench.measure.peak`)" if "% of peak" in table else "")
+            + ("; `harness %`: the loop's own time (bookkeeping between timed chunks, evaluation, "
+               "resampling and checkpoints left out) as a share of its training time, median over runs"
+               if "harness %" in table else "") + "."]
     if mt.flops_footnote(sec_aggs):
         out += [mt.flops_footnote(sec_aggs)]
     if missing:

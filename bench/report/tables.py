@@ -27,6 +27,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from bench.measure.peak import achieved_gflops, peak_fraction
 from bench.variants import config_json, labels, variant_labels
 
 #: memory columns, each its own source (never mixed); description comes from the records
@@ -40,7 +41,7 @@ COMPILE_COLUMNS = ["compile_s", "lower_s", "xla_temp_bytes", "xla_total_bytes", 
 #: measured while running: taken from ok records only
 RUN_COLUMNS = ["nvml_process_peak_bytes", "nvml_peak_bytes", "device_peak_bytes", "peak_rss_bytes",
                "rel_l2", "rms_abs", "max_abs", "train_s", "time_to_target_s", "final_loss",
-               "steps_done"]
+               "steps_done", "harness_overhead"]
 STATUS_LABEL = {"ok": "ok", "oom": "OOM", "nan": "NaN", "timeout": "timeout", "error": "error"}
 #: order in which a failure is shown when a group has several
 FAIL_ORDER = ["oom", "nan", "timeout", "error"]
@@ -154,6 +155,7 @@ def record_row(rec: dict) -> dict:
     for c in COMPILE_COLUMNS + RUN_COLUMNS:
         row[c] = _num(m.get(c))
     row["flops_per_step"] = _num(flops)
+    row["peak_gflops"] = _num(env.get("peak_gflops"))
     return row
 
 
@@ -239,6 +241,12 @@ def aggregate(records: list[dict]) -> pd.DataFrame:
             agg[c] = _median(g[c])
         for c in RUN_COLUMNS:
             agg[c] = _median(ok[c])
+        # the roofline of the cell (bench.measure.peak: the one definition): its FLOPs per step
+        # over its median step time, and that over the device's measured peak (records older
+        # than the peak have none)
+        agg["peak_gflops"] = _median(ok["peak_gflops"])
+        agg["achieved_gflops"] = achieved_gflops(agg["flops_per_step"], agg["step_ms"])
+        agg["peak_fraction"] = peak_fraction(agg["achieved_gflops"], agg["peak_gflops"])
         out.append(agg)
     return pd.DataFrame(out)
 
@@ -322,6 +330,10 @@ def results_table(aggs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     mem = present_memory_columns(aggs)
     missing = [c for c in MEMORY_COLUMNS if c not in mem]
     multi_dtype = aggs["dtype"].nunique() > 1
+    # the roofline's peak and the harness overhead exist from their introduction on: columns of
+    # a section whose records have them (a report of older records keeps its columns)
+    has_peak = "peak_fraction" in aggs and aggs["peak_fraction"].notna().any()
+    has_overhead = "harness_overhead" in aggs and aggs["harness_overhead"].notna().any()
     rows = []
     order = aggs.assign(_d=aggs["dtype"].astype(object).fillna("").astype(str))
     order = order.sort_values(["label", "_d", "n_per_axis"])
@@ -343,6 +355,13 @@ def results_table(aggs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             v = a[c]
             r[MEMORY_SHORT[c]] = fmt(v, "bytes") if c in COMPILE_COLUMNS else _fail_or(a, v, "bytes")
         r["GFLOP/step"] = flops_cell(a)
+        r["GFLOP/s"] = _fail_or(a, None) if a["n_ok"] == 0 else (
+            (">= " if a.get("flops_uncounted_calls") and _num(a["achieved_gflops"]) is not None else "")
+            + fmt(a["achieved_gflops"]))
+        if has_peak:
+            r["% of peak"] = _fail_or(a, None if a["peak_fraction"] is None else 100 * a["peak_fraction"])
+        if has_overhead:
+            r["harness %"] = _fail_or(a, None if a["harness_overhead"] is None else 100 * a["harness_overhead"])
         r["rel L2"] = _fail_or(a, a["rel_l2"])
         r["status"] = a["status_label"]
         rows.append(r)
