@@ -7,7 +7,12 @@ resampling happen between chunks, outside the step clock (REFERENCES.md 4.1: res
 timed as its own phase, ``resample_s``). A method's ``resample_every = R`` draws new points
 every R steps exactly, from step 2 on: chunks are at most R steps and never run past the next
 draw (only full K-step chunks are timing samples), so the schedule does not depend on how fast
-the machine is. The loop stops at the step budget, the wall-clock budget (``max_seconds``), the
+the machine is. With ``fused_steps = F > 1`` (``Backend.fused``) the sizing call after step 1
+is one fused call of F steps where it fits, chunks are multiples of F, and each chunk is F-step
+calls plus single steps for what is left before a draw or the budget (``run_chunk``), so the
+schedule and the evaluation cadence are those of the unfused loop. The loop times itself too:
+``harness_overhead`` (``overhead``) is the share of its wall time, evaluation, resampling and
+checkpoints left out, that is not inside a timed chunk. The loop stops at the step budget, the wall-clock budget (``max_seconds``), the
 target error (``target_rel_l2``, time to target recorded), a non-finite loss, or the method's
 own stop rule (a ``stop`` step metric > 0).
 """

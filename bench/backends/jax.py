@@ -5,7 +5,10 @@ allocated, so a case whose compiled memory analysis cannot fit ends as ``oom`` b
 with the estimate); the step is synchronised with ``block_until_ready`` on its whole output
 (REFERENCES.md 4.1); one PRNG key per case is split into init, sample and evaluation keys,
 and the batch after ``done`` steps is drawn with ``fold_in(k_sample, done)``. A method's
-``inference_programs`` are compiled, costed and timed here too (``inference``).
+``inference_programs`` are compiled, costed and timed here too (``inference``). With
+``fused_steps = F > 1`` a second program, F steps as one ``lax.scan`` (:func:`fused_program`), is
+compiled beside the step (``fused_lower_s``, ``fused_compile_s``); the cost and memory analysis
+stay the single step's. ``matmul_program`` is the roofline's micro-benchmark kernel.
 """
 
 from __future__ import annotations
