@@ -167,3 +167,17 @@ def test_peak_is_measured_once_per_fingerprint_and_cached(tmp_path, monkeypatch)
     assert set(json.loads((tmp_path / "peak.json").read_text())) == {first["peak_key"], other["peak_key"]}
     monkeypatch.setenv(peak.SWITCH_ENV, "off")
     assert peak.device_peak(b, env, "float32", "highest", "cpu")["peak_gflops"] is None
+
+
+def test_a_peak_measured_on_a_busy_machine_is_measured_again_when_quiet(tmp_path, monkeypatch):
+    monkeypatch.setenv(peak.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(peak.SWITCH_ENV, raising=False)
+    env = {"hostname": "h", "cpu_model": "c", "cpu_affinity": 2, "device_name": "d"}
+    assert peak.stale({"loadavg": 3.0}, 2, 1.0) and not peak.stale({"loadavg": 3.0}, 2, 2.0)
+    assert not peak.stale({"loadavg": 0.5}, 2, 0.0)  # measured quiet: kept
+    key = peak.fingerprint(env, "fake", "float32", "highest")
+    (tmp_path / "peak.json").write_text(json.dumps({key: {"gflops": 1e30, "loadavg": 1e9}}))
+    b = _FakeBackend()
+    got = peak.device_peak(b, env, "float32", "highest", "cpu")
+    assert b.calls and not got["peak_cached"]  # busy entry, quieter now: measured again
+    assert got["peak_gflops"] == 1e30  # ... and the higher of the two rates is kept

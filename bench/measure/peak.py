@@ -9,7 +9,8 @@ keyed by a fingerprint of the host and the device (:func:`fingerprint`); every r
 ``env`` carries the peak of its case (``peak_gflops``, with its key and when it was measured).
 ``PINNBENCH_PEAK=off`` skips it (the record says so), ``PINNBENCH_PEAK=remeasure`` measures
 again. A peak measured on a busy machine is low: the entry keeps the load average it was
-measured under.
+measured under, is measured again once the machine is quieter (:func:`stale`), and keeps the
+highest rate seen; workers measure one at a time (a lock beside the cache).
 
 :func:`achieved_gflops` is the one definition of achieved GFLOP/s (the record's
 ``achieved_gflops`` and every report's column): FLOPs of one optimizer step (``xla.step_flops``:
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 #: matrix sizes tried, smallest first (CPU / GPU)
@@ -85,38 +87,81 @@ def _read(path: Path) -> dict:
         return {}
 
 
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def stale(entry: dict, cores, load_now) -> bool:
+    """A cached peak measured on a busy machine (1-minute load average at least half the usable
+    cores) is measured again once the load is below half of what it was then."""
+    then = entry.get("loadavg")
+    if then is None or load_now is None or not cores:
+        return False
+    return then >= 0.5 * float(cores) and load_now < 0.5 * then
+
+
+@contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock next to the cache while measuring, so workers started together
+    measure one after the other (and the later ones read the first one's entry) instead of
+    contending for the cores; without ``fcntl`` (or an unwritable cache) no lock."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path.with_suffix(".lock"), "w")
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+    finally:
+        fh.close()  # closing releases the lock
+
+
 def device_peak(backend, env: dict, dtype: str, precision: str, device: str) -> dict:
     """The case's peak for ``rec["env"]``: ``peak_gflops`` (None when not measured, with
-    ``peak_reason``), ``peak_key``, ``peak_measured`` (when) and ``peak_cached``. Measured with
-    ``backend.matmul_program`` on a cache miss, then cached (an atomic rewrite of the file)."""
+    ``peak_reason``), ``peak_key``, ``peak_measured`` (when), ``peak_loadavg`` (the load then)
+    and ``peak_cached``. Measured with ``backend.matmul_program`` on a cache miss (or a
+    :func:`stale` entry, or ``PINNBENCH_PEAK=remeasure``) under a lock, then cached (an atomic
+    rewrite of the file); a peak is a maximum, so a new measurement never lowers a cached one."""
     switch = os.environ.get(SWITCH_ENV, "").strip().lower()
     if switch in ("off", "0", "no"):
         return {"peak_gflops": None, "peak_reason": f"{SWITCH_ENV}={switch}: not measured"}
     key = fingerprint(env, backend.name, dtype, precision)
     path = cache_path()
-    entry = None if switch == "remeasure" else _read(path).get(key)
-    cached = entry is not None
-    if entry is None:
-        try:
-            got = measure(lambda n: backend.matmul_program(n, dtype), backend.sync, device)
-        except Exception as e:  # the peak is context, never a reason to fail a case
-            return {"peak_gflops": None, "peak_key": key,
-                    "peak_reason": f"micro-benchmark failed: {type(e).__name__}: {e}".splitlines()[0][:300]}
-        if not got:
-            return {"peak_gflops": None, "peak_key": key,
-                    "peak_reason": f"the {backend.name} backend cannot run a {dtype} matmul here"}
-        try:
-            load = os.getloadavg()[0]
-        except OSError:
-            load = None
-        entry = {**got, "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "loadavg": load}
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({**_read(path), key: entry}, indent=1, sort_keys=True))
-            os.replace(tmp, path)
-        except OSError:  # an unwritable cache: measured again next time, never fatal
-            pass
+
+    def usable(entry):
+        return entry is not None and switch != "remeasure" and not stale(entry, env.get("cpu_affinity"), _load())
+
+    entry = _read(path).get(key)
+    cached = usable(entry)
+    if not cached:
+        with _locked(path):
+            entry = _read(path).get(key)  # another worker may have measured it meanwhile
+            cached = usable(entry) and switch != "remeasure"
+            if not cached:
+                try:
+                    got = measure(lambda n: backend.matmul_program(n, dtype), backend.sync, device)
+                except Exception as e:  # the peak is context, never a reason to fail a case
+                    return {"peak_gflops": None, "peak_key": key, "peak_reason":
+                            f"micro-benchmark failed: {type(e).__name__}: {e}".splitlines()[0][:300]}
+                if not got:
+                    return {"peak_gflops": None, "peak_key": key,
+                            "peak_reason": f"the {backend.name} backend cannot run a {dtype} matmul here"}
+                new = {**got, "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "loadavg": _load()}
+                entry = new if entry is None or new["gflops"] >= entry.get("gflops", 0) else entry
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                    tmp.write_text(json.dumps({**_read(path), key: entry}, indent=1, sort_keys=True))
+                    os.replace(tmp, path)
+                except OSError:  # an unwritable cache: measured again next time, never fatal
+                    pass
     return {"peak_gflops": entry["gflops"], "peak_key": key, "peak_measured": entry.get("measured"),
             "peak_loadavg": entry.get("loadavg"), "peak_cached": cached, "peak_cache": str(path)}
 
