@@ -1,7 +1,7 @@
 """The training loop every framework's worker shares: warm-up, timed chunks, curve, budgets.
 
-Step 1 and step 2 run alone (allocation/warm-up, then an estimate that sizes the chunks);
-after that, chunks of K steps are timed, each closed by ``sync``, GC off
+Step 1 and step 2 run alone (allocation/warm-up, then an estimate that sizes the chunks); after
+that, chunks of K steps are timed, each closed by ``sync``, GC off
 (``bench.measure.timing.run_chunk``, the chunk the micro-benchmarks time too). Evaluation and
 resampling happen between chunks, outside the step clock (REFERENCES.md 4.1: resampling is
 timed as its own phase, ``resample_s``). A method's ``resample_every = R`` draws new points
@@ -12,9 +12,9 @@ is one fused call of F steps where it fits, chunks are multiples of F, and each 
 calls plus single steps for what is left before a draw or the budget (``run_chunk``), so the
 schedule and the evaluation cadence are those of the unfused loop. The loop times itself too:
 ``harness_overhead`` (``overhead``) is the share of its wall time, evaluation, resampling and
-checkpoints left out, that is not inside a timed chunk. The loop stops at the step budget, the wall-clock budget (``max_seconds``), the
-target error (``target_rel_l2``, time to target recorded), a non-finite loss, or the method's
-own stop rule (a ``stop`` step metric > 0).
+checkpoints left out, that is not inside a timed chunk. The loop stops at the step budget, the
+wall-clock budget (``max_seconds``), the target error (``target_rel_l2``, time to target
+recorded), a non-finite loss, or the method's own stop rule (a ``stop`` step metric > 0).
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ STATUSES = (*FINAL, "error")
 #: among them are the ``export`` fields of ``bench.case.Case``)
 COLUMNS = [
     "suite", "case_id", "pde", "dim", "method", "label", "variant", "n_per_axis", "n_points",
-    "n_points_kind", "seed", "round", "steps", "fused_steps", "steps_done", "dtype", "device", "device_name", "status", "error",
+    "n_points_kind", "seed", "round", "steps", "fused_steps", "steps_done", "dtype", "device", "device_name",
+    "status", "error",
     "step_ms", "step_ms_iqr", "compile_s", "lower_s", "first_step_s", "xla_temp_bytes",
     "xla_arg_bytes", "xla_out_bytes", "xla_total_bytes", "flops_per_step", "achieved_gflops",
     "peak_fraction", "harness_overhead", "peak_rss_bytes",

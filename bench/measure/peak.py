@@ -1,16 +1,17 @@
 """The roofline: each device's measured matmul peak, and how close a step comes to it.
 
-The peak is measured once per machine, device, framework, dtype and matmul precision by a
-short micro-benchmark (square ``n x n`` matmuls of growing ``n``, the best of a few synchronised
-calls each, 2 n^3 FLOPs per call; a size is skipped once, at the best rate so far, one call would
-take more than ``STOP_S`` or the whole more than ``BUDGET_S``: about a second on a CPU) and cached in ``peak.json`` under
-``$PINNBENCH_CACHE_DIR`` (default ``$XDG_CACHE_HOME/pinnbench``, i.e. ``~/.cache/pinnbench``),
-keyed by a fingerprint of the host and the device (:func:`fingerprint`); every record's
-``env`` carries the peak of its case (``peak_gflops``, with its key and when it was measured).
-``PINNBENCH_PEAK=off`` skips it (the record says so), ``PINNBENCH_PEAK=remeasure`` measures
-again. A peak measured on a busy machine is low: the entry keeps the load average it was
-measured under, is measured again once the machine is quieter (:func:`stale`), and keeps the
-highest rate seen; workers measure one at a time (a lock beside the cache).
+The peak is measured once per machine, device, framework, dtype and matmul precision by a short
+micro-benchmark (square ``n x n`` matmuls of growing ``n``, the best of a few synchronised
+calls each, 2 n^3 FLOPs per call; a size is skipped once, at the best rate so far, one call
+would take more than ``STOP_S`` or the whole more than ``BUDGET_S``: about a second on a CPU)
+and cached in ``peak.json`` under ``$PINNBENCH_CACHE_DIR`` (default
+``$XDG_CACHE_HOME/pinnbench``, i.e. ``~/.cache/pinnbench``), keyed by a fingerprint of the host
+and the device (:func:`fingerprint`); every record's ``env`` carries the peak of its case
+(``peak_gflops``, with its key and when it was measured). ``PINNBENCH_PEAK=off`` skips it (the
+record says so), ``PINNBENCH_PEAK=remeasure`` measures again. A peak measured on a busy machine
+is low: the entry keeps the load average it was measured under, is measured again once the
+machine is quieter (:func:`stale`), and keeps the highest rate seen; workers measure one at a
+time (a lock beside the cache).
 
 :func:`achieved_gflops` is the one definition of achieved GFLOP/s (the record's
 ``achieved_gflops`` and every report's column): FLOPs of one optimizer step (``xla.step_flops``:

@@ -1,14 +1,15 @@
 """Wall-clock timing of already-compiled programs: the one clock of the harness.
 
 One sample = K consecutive steps closed by one device synchronisation (sub-ms steps are
-dispatch-bound, so K > 1): :func:`run_chunk` runs such a chunk, and ``bench.loop`` (the reported
-``step_ms``) and the pytest-benchmark micro-benchmarks (``tests/benchmarks``) both time it; the
-per-step time of a sample is its time / K. With fused steps (case key ``fused_steps = F``) the
-chunk's K steps are K / F compiled calls of F steps each (``run_chunk``'s ``fused``): the
-per-step time is still the chunk's time / K, the dispatch of F - 1 calls saved. Samples are reported as median and inter-quartile
-range (REFERENCES.md 4.1). :func:`time_calls` times a program that is not a training step (a
-method's ``inference_programs``): the median of single synchronised calls. GC is disabled
-inside the window and the clock is ``time.perf_counter_ns``.
+dispatch-bound, so K > 1): :func:`run_chunk` runs such a chunk, and ``bench.loop`` (the
+reported ``step_ms``) and the pytest-benchmark micro-benchmarks (``tests/benchmarks``) both
+time it; the per-step time of a sample is its time / K. With fused steps (case key
+``fused_steps = F``) the chunk's K steps are K / F compiled calls of F steps each
+(``run_chunk``'s ``fused``): the per-step time is still the chunk's time / K, the dispatch
+of F - 1 calls saved. Samples are reported as median and inter-quartile range (REFERENCES.md 4.1).
+:func:`time_calls` times a program that is not a training step (a method's
+``inference_programs``): the median of single synchronised calls. GC is disabled inside the
+window and the clock is ``time.perf_counter_ns``.
 """
 
 from __future__ import annotations
