@@ -250,3 +250,28 @@ def test_a_statistic_over_runs_needs_that_many_runs(tmp_path):
     v = verdict(tmp_path, enough, row)
     assert v.verdict == mclaims.REPRODUCED and sorted(v.method_case_ids) == sorted(r["case_id"] for r in enough)
     assert verdict(tmp_path, runs(10, 5e-2), row).verdict == mclaims.NOT_REPRODUCED
+
+
+def test_an_inverse_claim_is_decided_by_the_records_at_its_noise_level(tmp_path):
+    """Clean and 1%-noise runs of one method are two variants: a claim that does not name the
+    noise level cannot be decided; named (``inverse_params``), only that level's record decides,
+    and a forward record never matches."""
+    def inv(noise, err):
+        r = with_settings(make_record("pinn", 32, pde="burgers", dim=1, final_coef_lambda_2_rel_err=err))
+        r["case"]["inverse"] = {"learn": ["lambda_1", "lambda_2"], "n_data": 2000, "noise": noise}
+        r["case_id"] += f"-noise{noise}"
+        return r
+
+    recs = [inv(0.0, 5e-4), inv(0.01, 0.5)]
+    row = {"metric": "value", "field": "final_coef_lambda_2_rel_err", "method": "pinn", "pde": "burgers",
+           "value": 1.162e-3, "comparison": "<="}
+    unnamed = verdict(tmp_path, recs, row)
+    assert unnamed.verdict == mclaims.NOT_MEASURABLE and "2 variants of pinn" in unnamed.why
+    clean = verdict(tmp_path, recs, {**row, "inverse_params": "noise=0.0; n_data=2000"})
+    assert clean.verdict == mclaims.REPRODUCED and clean.method_case_ids == [recs[0]["case_id"]]
+    noisy = verdict(tmp_path, recs, {**row, "inverse_params": "noise=0.01"})
+    assert noisy.verdict == mclaims.NOT_REPRODUCED and noisy.method_case_ids == [recs[1]["case_id"]]
+    other = verdict(tmp_path, recs, {**row, "inverse_params": "n_data=500"})
+    assert other.verdict == mclaims.NOT_MEASURABLE and "n_data = 2000, the claim needs n_data = 500" in other.why
+    forward = with_settings(make_record("pinn", 32, pde="burgers", dim=1, final_coef_lambda_2_rel_err=1e-4))
+    assert verdict(tmp_path, [forward], {**row, "inverse_params": "noise=0.0"}).verdict == mclaims.NOT_MEASURABLE

@@ -25,6 +25,9 @@ pde_params          PDE parameters the claim needs, ``k=v; k=v`` (v as JSON), e.
 method_params       the method variant the claim is about, ``k=v; ...`` (matched against the
                     method's resolved parameters, defaults included)
 baseline_params     the same for the baseline
+inverse_params      the inverse-mode setting the claim needs, ``k=v; ...`` (matched against the
+                    case's ``[inverse]`` table: ``noise``, ``n_data``, ``learn``, ...); a forward
+                    record has none, so it never matches a claim that names one
 n_params            the method's parameter count (the paper's network), e.g. 10065
 max_seconds         the wall-clock budget of method and baseline runs (an equal-time claim)
 min_steps           records trained for fewer steps cannot test the claim (accuracy claims)
@@ -77,8 +80,8 @@ EXCEEDED, NOT_COMPARABLE = "exceeded", "not comparable"
 OUTCOMES = (REPRODUCED, EXCEEDED, NOT_REPRODUCED, NOT_MEASURABLE, NOT_COMPARABLE)
 CSV_COLUMNS = ["claim_id", "paper", "source", "setting", "metric", "field", "baseline_method",
                "method", "pde", "dim", "n_in", "n_per_axis", "dtype", "pde_params", "method_params",
-               "baseline_params", "n_params", "max_seconds", "min_steps", "min_runs", "stated_n_per_axis", "value",
-               "comparison", "tolerance", "band", "comparable", "device_class", "error_definition", "note"]
+               "baseline_params", "inverse_params", "n_params", "max_seconds", "min_steps", "min_runs",
+               "stated_n_per_axis", "value", "comparison", "tolerance", "band", "comparable", "device_class", "error_definition", "note"]
 RATIO_METRICS = {"speedup": "step_ms", "flops_ratio": "flops_per_step",
                  "memory_ratio": "nvml_process_peak_bytes|nvml_peak_bytes",
                  "error_ratio": "rel_l2", "time_to_target_ratio": "time_to_target_s"}
@@ -112,6 +115,7 @@ class Claim:
     pde_params: dict = field(default_factory=dict)
     method_params: dict = field(default_factory=dict)
     baseline_params: dict = field(default_factory=dict)
+    inverse_params: dict = field(default_factory=dict)
     n_params: int | None = None
     max_seconds: float | None = None
     tolerance: str = "bound"
@@ -242,6 +246,7 @@ def load_claims(path: Path) -> list[Claim]:
             pde_params=parse_params(r.get("pde_params", ""), where),
             method_params=parse_params(r.get("method_params", ""), where),
             baseline_params=parse_params(r.get("baseline_params", ""), where),
+            inverse_params=parse_params(r.get("inverse_params", ""), where),
             n_params=as_int(nums["n_params"]), max_seconds=nums["max_seconds"],
             tolerance=tol, band=band, comparable=r.get("comparable", ""),
             min_runs=as_int(nums["min_runs"]),
@@ -261,6 +266,7 @@ def record_settings(records: list[dict]) -> dict[str, dict]:
         out[r.get("case_id")] = {
             "pde_params": {**(pde.get("params") or {}), **(case.get("pde_params") or {})},
             "method_params": {**(method.get("params") or {}), **(case.get("method_params") or {})},
+            "inverse_params": dict(case.get("inverse") or {}),
             "n_params": method.get("n_params"),
             "max_seconds": case.get("max_seconds"),
         }
@@ -292,6 +298,7 @@ def _mismatch(settings: dict, claim: Claim, role: str) -> str | None:
     need += [("pde_params", k, v) for k, v in claim.pde_params.items()]
     params = claim.method_params if role == "method" else claim.baseline_params
     need += [("method_params", k, v) for k, v in params.items()]
+    need += [("inverse_params", k, v) for k, v in claim.inverse_params.items()]
     if role == "method" and claim.n_params is not None:
         need.append(("n_params", "parameters", claim.n_params))
     if claim.max_seconds is not None:

@@ -208,6 +208,12 @@ def records_rows(records: list[dict]) -> pd.DataFrame:
     return rows
 
 
+def inverse_columns(rows: pd.DataFrame) -> list[str]:
+    """The final coefficient values and errors of inverse-mode records (``final_coef_*``, the
+    metrics ``methods.inverse`` names), so claims on identified coefficients can read them."""
+    return [c for c in rows.columns if str(c).startswith("final_coef_")]
+
+
 def aggregate(records: list[dict]) -> pd.DataFrame:
     """One row per (device, PDE, dim, dtype, method variant, n_per_axis)."""
     rows = records_rows(records)
@@ -240,6 +246,8 @@ def aggregate(records: list[dict]) -> pd.DataFrame:
         for c in COMPILE_COLUMNS:
             agg[c] = _median(g[c])
         for c in RUN_COLUMNS:
+            agg[c] = _median(ok[c])
+        for c in inverse_columns(rows):  # the identified coefficients (inverse mode), per cell
             agg[c] = _median(ok[c])
         # the roofline of the cell (bench.measure.peak: the one definition): its FLOPs per step
         # over its median step time, and that over the device's measured peak (records older
