@@ -327,7 +327,7 @@ def _accurate_inner(ixs, iys):
         for U, w, ix, iy in zip(Us, weights, ixs, iys):
             if w is None:
                 scale = scale / U.shape[0]
-                hi, lo = D.gram(U, U)
+                hi, lo = D.gram(U)
             else:
                 hi, lo = D.gram(U * w[:, None], U)
             g = (hi[ix][:, iy], lo[ix][:, iy])

@@ -54,9 +54,10 @@ def _fast_two_sum(a, b):
 
 
 def _split(a):
-    """a == hi + lo with hi, lo of at most 12 significant bits (round to a 12-bit grid)."""
-    m, e = jnp.frexp(a)
-    hi = jnp.ldexp(jnp.round(jnp.ldexp(m, 12)), e - 12)
+    """a == hi + lo with hi, lo of at most 12 significant bits: hi is a with its 12 low
+    significand bits cleared (a bit mask, so no compiler contraction or rounding mode affects it)."""
+    bits = jax.lax.bitcast_convert_type(a, jnp.uint32)
+    hi = jax.lax.bitcast_convert_type(bits & jnp.uint32(0xFFFFF000), a.dtype)
     return hi, a - hi
 
 
@@ -104,37 +105,46 @@ def n_slices(n: int) -> int:
     return math.ceil(26 / slice_bits(n))
 
 
-def gram(x, y):
-    """x^T y (x: (N, P), y: (N, Q), float32) as a double-float pair (hi, lo), |error| about
-    2^-(K b) * eps * N * max|x_p| * max|y_q| per entry (module docstring)."""
+def gram(x, y=None):
+    """x^T y (x: (N, P), y: (N, Q), float32; y = None: x^T x) as a double-float pair (hi, lo),
+    |error| about 2^-(K b) * eps * N * max|x_p| * max|y_q| per entry (module docstring)."""
+    sym = y is None
+    y = x if sym else y
     n = x.shape[0]
     if n == 1:
         return two_prod(x[0][:, None], y[0][None, :])
     b, k = slice_bits(n), n_slices(n)
     xs, xr = _slices(x, _grid_unit(jnp.max(jnp.abs(x), axis=0))[None, :], b, k)
-    ys, yr = _slices(y, _grid_unit(jnp.max(jnp.abs(y), axis=0))[None, :], b, k)
-    hi = lo = None
-    parts = []
-    for i in range(k):  # slice i of x against y's slices 1 .. k - i (exact) and the rest (tail)
-        m = k - i
-        parts += [jnp.matmul(xs[i].T, t, precision=_HIGHEST) for t in ys[:m] + [yr[m - 1]]]
-    parts.append(jnp.matmul(xr[k - 1].T, y, precision=_HIGHEST))  # x's rest against all of y
-    for p in reversed(parts):  # small to large
-        if hi is None:
-            hi, lo = p, jnp.zeros_like(p)
-        else:
-            hi, e = two_sum(hi, p)
-            lo = lo + e
+    ys, yr = (xs, xr) if sym else _slices(y, _grid_unit(jnp.max(jnp.abs(y), axis=0))[None, :], b, k)
+
+    def mm(a, c):
+        return jnp.matmul(a.T, c, precision=_HIGHEST)
+
+    # the tail in plain float32: x's slice i against y's rest after k + 1 - i slices, and x's
+    # rest after k slices against all of y (each <= 2^-(k b) of the scale)
+    parts = [mm(xr[k - 1], y)] + [mm(xs[i], yr[k - 1 - i]) for i in range(k)]
+    for i in range(k):  # exact slice pairs (i, j), i + j <= k - 1 (0-based)
+        for j in range(k - i):
+            if sym and j < i:
+                continue
+            p = mm(xs[i], ys[j])
+            parts += [p, p.T] if sym and j > i else [p]  # (j, i) is the transpose of (i, j)
+    hi, lo = parts[0], jnp.zeros_like(parts[0])
+    for p in parts[1:]:  # smallest first
+        hi, e = two_sum(hi, p)
+        lo = lo + e
     return hi, lo
 
 
 def exact_sum(x):
-    """sum(x) of a float32 array as a double-float pair, error ~2^-48 * x.size * max|x|."""
+    """sum(x) of a float32 array as a double-float pair: a pairwise tree of TwoSums (every level
+    exact), the rounding errors of all levels summed in float32 (|error| ~ eps^2 log2(L) sum|x|)."""
     x = jnp.ravel(x)
-    bits = max(1, MANTISSA - math.ceil(math.log2(max(x.shape[0], 2))) - 1)
-    parts, rests = _slices(x, _grid_unit(jnp.max(jnp.abs(x))), bits, math.ceil(50 / bits))
-    hi, lo = jnp.sum(parts[0]), jnp.sum(rests[-1])
-    for s in parts[1:]:
-        hi, e = two_sum(hi, jnp.sum(s))
-        lo = lo + e
-    return hi, lo
+    errs = []
+    while x.shape[0] > 1:
+        if x.shape[0] % 2:
+            x = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
+        x, e = two_sum(x[0::2], x[1::2])
+        errs.append(jnp.sum(e))
+    lo = sum(errs) if errs else jnp.zeros((), x.dtype)
+    return x[0], lo
