@@ -77,6 +77,32 @@ def _kr(a, b, ra: int, rb: int):
     return (a[:, :, None] * b[:, None, :]).reshape(a.shape[0], ra * rb)
 
 
+def _check_degree(deg: int, max_degree: int):
+    if deg > max_degree:
+        raise Unsupported(f"a product of {deg} model fields (CP rank r^{deg}) exceeds "
+                          f"max_degree = {max_degree}")
+
+
+def _product(s: Term, t: Term, max_degree: int) -> Term:
+    """s * t: coefficients c_s (x) c_t, factors the column-wise Khatri-Rao products (rank r_s r_t).
+
+    When s and t share every factor (u * u, gamma u * u: the same network features), the pairs
+    (i, j) and (j, i) are one column: sum_{i<=j} c_ij f_i f_j with c_ii = a_i b_i and
+    c_ij = a_i b_j + a_j b_i, rank r (r + 1) / 2 instead of r^2 -- the same tensor.
+    """
+    deg = s.degree + t.degree
+    if deg > max_degree:
+        raise Unsupported(f"a product of {deg} model fields (CP rank r^{deg}) exceeds "
+                          f"max_degree = {max_degree}")
+    if s.rank == t.rank and s.rank > 1 and all(fa is fb for fa, fb in zip(s.factors, t.factors)):
+        i, j = np.triu_indices(s.rank)
+        a, b = s.coef, t.coef
+        coef = jnp.where(jnp.asarray(i == j), a[i] * b[j], a[i] * b[j] + a[j] * b[i])
+        return Term(coef, [None if f is None else f[:, i] * f[:, j] for f in s.factors], deg)
+    return Term((s.coef[:, None] * t.coef[None, :]).reshape(-1),
+                [_kr(fa, fb, s.rank, t.rank) for fa, fb in zip(s.factors, t.factors)], deg)
+
+
 class CP:
     """A sum of CP terms on one grid (see module docstring). Arithmetic builds new tensors.
 
@@ -95,19 +121,7 @@ class CP:
     def terms(self) -> list[Term]:
         if self._terms is None:
             a, b = self._pair
-            out = []
-            for s in a.terms:
-                for t in b.terms:
-                    deg = s.degree + t.degree
-                    if deg > self.grid.max_degree:
-                        raise Unsupported(
-                            f"a product of {deg} model fields (CP rank r^{deg}) exceeds "
-                            f"max_degree = {self.grid.max_degree}")
-                    out.append(Term(
-                        (s.coef[:, None] * t.coef[None, :]).reshape(-1),
-                        [_kr(fa, fb, s.rank, t.rank) for fa, fb in zip(s.factors, t.factors)],
-                        deg))
-            self._terms = out
+            self._terms = [_product(s, t, self.grid.max_degree) for s in a.terms for t in b.terms]
         return self._terms
 
     def _const(self, value) -> "CP":
