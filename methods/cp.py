@@ -248,6 +248,8 @@ class Grid:
         self.dtype = dtype
         self.names = names or [f"axis{a}" for a in range(len(self.sizes))]
         self.max_degree = int(max_degree)
+        #: one (per-axis Gram widths, rank of x, rank of y) per `inner` traced on this grid
+        self.stats: list[tuple[list[int], int, int]] = []
 
     @property
     def n_axes(self) -> int:
@@ -303,6 +305,7 @@ class Grid:
                 [jnp.ones((n, 1), self.dtype) if f is None else f for f in blocks], axis=1))
         cx = jnp.concatenate([t.coef for t in x.terms])
         cy = jnp.concatenate([t.coef for t in y.terms])
+        self.stats.append(([int(U.shape[1]) for U in Us], int(cx.shape[0]), int(cy.shape[0])))
         args = (Us, list(self.weights), cx, cy)
         if jnp.dtype(self.dtype) != jnp.float32:
             return _plain_inner(*args, ixs, iys)
