@@ -16,7 +16,8 @@ float32 does and never switches JAX's x64 mode:
   b = (24 - ceil(log2 N)) // 2, so every slice-pair product X_k^T Y_l is exact in float32 (any
   summation order); K = ceil(26 / b) slices, the pairs with k + l <= K + 1 exact, the remaining
   tail (|tail| <= 2^-(K b) N max|x| max|y|) in plain float32 -- K (K + 1) / 2 + K + 1 matmuls in
-  all (10 for N <= 64, 21 for N = 10^4), at ``Precision.HIGHEST`` so a GPU never uses TF32.
+  all (10 for N <= 64, 28 for N = 10^4; x^T x: 8 and 19, the pair (j, i) being the transpose of
+  (i, j)), at ``Precision.HIGHEST`` so a GPU never uses TF32.
 * `two_sum` / `two_prod` / `df_mul` -- Knuth's TwoSum and Dekker's TwoProduct (splitting by
   rounding to 12 bits, not by Veltkamp's 4097 * x, so an FMA-contracting compiler cannot break
   it): Dekker, "A floating-point technique for extending the available precision", Numer. Math.

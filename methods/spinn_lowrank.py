@@ -1,4 +1,4 @@
-"""Grid-free SPINN loss (``spinn-lowrank``): train on N^(d+1)-point grids at O((d+1) N R^2) cost.
+"""Grid-free SPINN loss (``spinn-lowrank``): train on N^(d+1)-point grids without forming them.
 
 pinnbench's own method (no paper has it). The networks, parameters and predictions are those of
 `methods.spinn.Spinn` (Cho et al., Separable Physics-Informed Neural Networks, NeurIPS 2023,
@@ -16,6 +16,21 @@ axis length (``points = "gauss-legendre"``: the integral of res^2 over the domai
 volume, i.e. the continuous mean). Initial/boundary faces are the same construction with the face
 axis fixed to its bound (one row, weight 1), so the loss equals `methods.base.pde_loss` of ``spinn``
 term by term.
+
+Cost: O(sum_a N_a W_a^2 + (d+1) R^2) per mean square, W_a the per-axis Gram width (distinct
+factor columns on axis a), R the residual's CP rank (`describe()` records both). A linear
+residual has W, R = O(r): O((d+1) N r^2). A product of two fields with shared factors (u^2) adds
+r(r+1)/2 symmetric Khatri-Rao columns (`methods.cp._product`), so a degree-2 residual costs
+O((d+1) N r^4 / 4 + (d+1) r^4 / 4) against spinn's O(N^(d+1) r): on Klein-Gordon (2+1)-d at
+r = 32 spinn-lowrank is the cheaper one from about N = 190 points per axis (XLA FLOPs, float32;
+N = 85 with the plain float64 formula; suite ``lowrank-klein-gordon3d``).
+
+Precision: in float32 the Gram sum cancels as the residual shrinks (error ~eps / rho^2 of the
+loss at relative residual rho, against ~eps / rho for the dense float32 loss), so float32 grids
+compute it in double-float arithmetic from float32 operations (`methods.dfloat`; ~2^-45 relative
+to the terms; 1.4-1.8x the XLA FLOPs of a plain float32 step on heat4d / Helmholtz-3d, 3.6x on
+Klein-Gordon where the r(r+1)/2-wide Grams dominate). Derivatives are the plain formula's.
+float64 grids use the plain formula.
 
 A PDE whose residual or condition data leave the CP algebra (an elementwise function of a field
 that depends on several axes, e.g. sin(u) or a non-separable source, or a product of more than
@@ -102,7 +117,7 @@ def _gauss_legendre(n: int):
 class SpinnLowrank(Spinn):
     name = "spinn-lowrank"
     description = ("SPINN with a grid-free CP loss: mean(res^2) over N^(d+1) points from per-axis "
-                   "Gram matrices, O((d+1) N R^2); random or Gauss-Legendre per-axis points")
+                   "Gram matrices, O((d+1) N W^2) (W ~ r, r^2/2 with u^2 terms); random or Gauss-Legendre per-axis points")
     citation = ("pinnbench's own method on the SPINN of Cho et al., NeurIPS 2023; CP inner product: "
                 "Kolda & Bader, SIAM Review 2009")
     points_kind = "grid-free"
