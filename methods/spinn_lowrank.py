@@ -117,7 +117,8 @@ def _gauss_legendre(n: int):
 class SpinnLowrank(Spinn):
     name = "spinn-lowrank"
     description = ("SPINN with a grid-free CP loss: mean(res^2) over N^(d+1) points from per-axis "
-                   "Gram matrices, O((d+1) N W^2) (W ~ r, r^2/2 with u^2 terms); random or Gauss-Legendre per-axis points")
+                   "Gram matrices, O((d+1) N W^2) (W ~ r, r^2/2 with u^2 terms); random or "
+                   "Gauss-Legendre per-axis points")
     citation = ("pinnbench's own method on the SPINN of Cho et al., NeurIPS 2023; CP inner product: "
                 "Kolda & Bader, SIAM Review 2009")
     points_kind = "grid-free"
