@@ -31,6 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+#: float32 Gram arithmetic of `Grid.inner`
+GRAMS = ("double-float", "plain")
+
 
 class Unsupported(ValueError):
     """The expression leaves the CP algebra; the message says why."""
@@ -242,12 +245,17 @@ class CP:
 class Grid:
     """The tensor grid: per-axis sizes, weights (summing to 1 on each axis), dtype."""
 
-    def __init__(self, sizes, weights, dtype, names=None, max_degree: int = 2):
+    def __init__(self, sizes, weights, dtype, names=None, max_degree: int = 2,
+                 gram: str = "double-float"):
         self.sizes = [int(n) for n in sizes]
         self.weights = list(weights)  # (N_a,) arrays, or None for uniform 1/N_a
         self.dtype = dtype
         self.names = names or [f"axis{a}" for a in range(len(self.sizes))]
         self.max_degree = int(max_degree)
+        if gram not in GRAMS:
+            raise ValueError(f"gram = {gram!r} (valid: {', '.join(GRAMS)})")
+        #: "double-float": float32 inner products in double-float arithmetic; "plain": not
+        self.gram = gram
         #: one (per-axis Gram widths, rank of x, rank of y) per `inner` traced on this grid
         self.stats: list[tuple[list[int], int, int]] = []
 
@@ -281,7 +289,8 @@ class Grid:
         the two tensors is a gather of it. The result is c_x^T (Hadamard_a G_a[ix, iy]) c_y.
 
         In float32 the value is computed in double-float arithmetic (`_accurate_inner`), since
-        the plain sum cancels as the residual shrinks; other dtypes use the plain formula.
+        the plain sum cancels as the residual shrinks, unless ``gram = "plain"``; other dtypes
+        use the plain formula.
         """
         Us, ixs, iys = [], [], []
         for a in range(self.n_axes):
@@ -307,7 +316,7 @@ class Grid:
         cy = jnp.concatenate([t.coef for t in y.terms])
         self.stats.append(([int(U.shape[1]) for U in Us], int(cx.shape[0]), int(cy.shape[0])))
         args = (Us, list(self.weights), cx, cy)
-        if jnp.dtype(self.dtype) != jnp.float32:
+        if jnp.dtype(self.dtype) != jnp.float32 or self.gram == "plain":
             return _plain_inner(*args, ixs, iys)
         return _accurate_inner(ixs, iys)(*args)
 

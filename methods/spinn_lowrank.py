@@ -49,7 +49,7 @@ import numpy as np
 from pdes import Fields
 
 from .base import pde_loss
-from .cp import CPNamespace, Grid, Unsupported
+from .cp import GRAMS, CPNamespace, Grid, Unsupported
 from .jaxutil import face_value
 from .spinn import Spinn, SpinnFields
 
@@ -122,8 +122,10 @@ class SpinnLowrank(Spinn):
     citation = ("pinnbench's own method on the SPINN of Cho et al., NeurIPS 2023; CP inner product: "
                 "Kolda & Bader, SIAM Review 2009")
     points_kind = "grid-free"
-    defaults = {**Spinn.defaults, "points": "random", "max_degree": 2}
-    choices = {**Spinn.choices, "points": ("random", "gauss-legendre")}
+    #: gram: "double-float" (float32 grids: the cancellation-free loss, `methods.dfloat`) or
+    #: "plain" (the plain float32 Gram sum: cheaper, cancels as the residual shrinks)
+    defaults = {**Spinn.defaults, "points": "random", "max_degree": 2, "gram": "double-float"}
+    choices = {**Spinn.choices, "points": ("random", "gauss-legendre"), "gram": GRAMS}
 
     @classmethod
     def supports_inverse(cls, pde):
@@ -162,7 +164,7 @@ class SpinnLowrank(Spinn):
 
     def grid(self, axes, weights):
         return Grid([x.shape[0] for x in axes], weights, self.jdtype, self.pde.axis_names(),
-                    self.params["max_degree"])
+                    self.params["max_degree"], self.params["gram"])
 
     def loss(self, params, batch):
         axes = batch["axes"]
@@ -208,7 +210,8 @@ class SpinnLowrank(Spinn):
     def describe(self):
         g = self.gram_sizes()
         arith = ("double-float (float32 pairs, methods/dfloat.py): error-free split Gram matmuls, "
-                 "~2^-45 relative to the terms" if self.jdtype == jnp.float32
+                 "~2^-45 relative to the terms"
+                 if self.jdtype == jnp.float32 and self.params["gram"] == "double-float"
                  else f"plain {self.dtype}")
         return {"derivatives": "forward-mode (nested jvp per axis network), residual as a CP tensor",
                 "loss": "grid-free: mean(res^2) from per-axis Gram matrices (Hadamard product)",

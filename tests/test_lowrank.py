@@ -378,26 +378,28 @@ def test_float64_path_is_the_plain_formula():
 
 
 def test_float32_loss_derivatives_are_the_plain_formulas():
-    """custom_jvp: grad and forward-over-reverse products equal the plain float32 formula's."""
+    """custom_jvp: grad and forward-over-reverse products equal the plain float32 formula's
+    (``gram = "plain"``), while the values differ (the plain sum's rounding)."""
     pde = pdes.build("heat", 2)
     L = methods.get("spinn-lowrank")(pde, 6, SMALL, "float32")
+    P = methods.get("spinn-lowrank")(pde, 6, {**SMALL, "gram": "plain"}, "float32")
+    assert "double-float" in L.describe()["gram_arithmetic"]
+    assert P.describe()["gram_arithmetic"] == "plain float32"
     params = L.init_params(jax.random.PRNGKey(0))
     batch = L.sample(jax.random.PRNGKey(1))
-    import methods.cp as cp
-
-    def loss(p):
-        return L.loss(p, batch)[0]
-
-    g = jax.grad(loss)(params)
-    hv = jax.jvp(jax.grad(loss), (params,), (g,))[1]
-    orig = cp._accurate_inner
-    cp._accurate_inner = lambda ix, iy: (lambda *a: cp._plain_inner(*a, ix, iy))
-    try:
-        g0 = jax.grad(loss)(params)
-        hv0 = jax.jvp(jax.grad(loss), (params,), (g0,))[1]
-    finally:
-        cp._accurate_inner = orig
+    out = []
+    for M in (L, P):
+        def loss(p, M=M):
+            return M.loss(p, batch)[0]
+        g = jax.grad(loss)(params)
+        out.append((g, jax.jvp(jax.grad(loss), (params,), (g,))[1]))
+    (g, hv), (g0, hv0) = out
     assert _tree_rel(g0, g) <= 1e-6 and _tree_rel(hv0, hv) <= 1e-5
+
+
+def test_bad_gram_option():
+    with pytest.raises(ValueError, match="double-float"):
+        methods.get("spinn-lowrank")(pdes.build("heat", 1), 4, {"gram": "float64"})
 
 
 @pytest.mark.parametrize("n", [1, 3, 64, 1000])
