@@ -27,8 +27,12 @@ from __future__ import annotations
 import math
 import numbers
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+
+#: float32 Gram arithmetic of `Grid.inner`
+GRAMS = ("double-float", "plain")
 
 
 class Unsupported(ValueError):
@@ -76,6 +80,32 @@ def _kr(a, b, ra: int, rb: int):
     return (a[:, :, None] * b[:, None, :]).reshape(a.shape[0], ra * rb)
 
 
+def _check_degree(deg: int, max_degree: int):
+    if deg > max_degree:
+        raise Unsupported(f"a product of {deg} model fields (CP rank r^{deg}) exceeds "
+                          f"max_degree = {max_degree}")
+
+
+def _product(s: Term, t: Term, max_degree: int) -> Term:
+    """s * t: coefficients c_s (x) c_t, factors the column-wise Khatri-Rao products (rank r_s r_t).
+
+    When s and t share every factor (u * u, gamma u * u: the same network features), the pairs
+    (i, j) and (j, i) are one column: sum_{i<=j} c_ij f_i f_j with c_ii = a_i b_i and
+    c_ij = a_i b_j + a_j b_i, rank r (r + 1) / 2 instead of r^2 -- the same tensor.
+    """
+    deg = s.degree + t.degree
+    if deg > max_degree:
+        raise Unsupported(f"a product of {deg} model fields (CP rank r^{deg}) exceeds "
+                          f"max_degree = {max_degree}")
+    if s.rank == t.rank and s.rank > 1 and all(fa is fb for fa, fb in zip(s.factors, t.factors)):
+        i, j = np.triu_indices(s.rank)
+        a, b = s.coef, t.coef
+        coef = jnp.where(jnp.asarray(i == j), a[i] * b[j], a[i] * b[j] + a[j] * b[i])
+        return Term(coef, [None if f is None else f[:, i] * f[:, j] for f in s.factors], deg)
+    return Term((s.coef[:, None] * t.coef[None, :]).reshape(-1),
+                [_kr(fa, fb, s.rank, t.rank) for fa, fb in zip(s.factors, t.factors)], deg)
+
+
 class CP:
     """A sum of CP terms on one grid (see module docstring). Arithmetic builds new tensors.
 
@@ -94,19 +124,7 @@ class CP:
     def terms(self) -> list[Term]:
         if self._terms is None:
             a, b = self._pair
-            out = []
-            for s in a.terms:
-                for t in b.terms:
-                    deg = s.degree + t.degree
-                    if deg > self.grid.max_degree:
-                        raise Unsupported(
-                            f"a product of {deg} model fields (CP rank r^{deg}) exceeds "
-                            f"max_degree = {self.grid.max_degree}")
-                    out.append(Term(
-                        (s.coef[:, None] * t.coef[None, :]).reshape(-1),
-                        [_kr(fa, fb, s.rank, t.rank) for fa, fb in zip(s.factors, t.factors)],
-                        deg))
-            self._terms = out
+            self._terms = [_product(s, t, self.grid.max_degree) for s in a.terms for t in b.terms]
         return self._terms
 
     def _const(self, value) -> "CP":
@@ -227,12 +245,19 @@ class CP:
 class Grid:
     """The tensor grid: per-axis sizes, weights (summing to 1 on each axis), dtype."""
 
-    def __init__(self, sizes, weights, dtype, names=None, max_degree: int = 2):
+    def __init__(self, sizes, weights, dtype, names=None, max_degree: int = 2,
+                 gram: str = "double-float"):
         self.sizes = [int(n) for n in sizes]
         self.weights = list(weights)  # (N_a,) arrays, or None for uniform 1/N_a
         self.dtype = dtype
         self.names = names or [f"axis{a}" for a in range(len(self.sizes))]
         self.max_degree = int(max_degree)
+        if gram not in GRAMS:
+            raise ValueError(f"gram = {gram!r} (valid: {', '.join(GRAMS)})")
+        #: "double-float": float32 inner products in double-float arithmetic; "plain": not
+        self.gram = gram
+        #: one (per-axis Gram widths, rank of x, rank of y) per `inner` traced on this grid
+        self.stats: list[tuple[list[int], int, int]] = []
 
     @property
     def n_axes(self) -> int:
@@ -262,8 +287,12 @@ class Grid:
         features reused by several terms count once; None = a ones column) are stacked into
         U_a (N_a, R_u) and one Gram G_a = U_a^T diag(q_a) U_a is formed; the (R_x, R_y) Gram of
         the two tensors is a gather of it. The result is c_x^T (Hadamard_a G_a[ix, iy]) c_y.
+
+        In float32 the value is computed in double-float arithmetic (`_accurate_inner`), since
+        the plain sum cancels as the residual shrinks, unless ``gram = "plain"``; other dtypes
+        use the plain formula.
         """
-        hadamard = None
+        Us, ixs, iys = [], [], []
         for a in range(self.n_axes):
             blocks, offsets, width = [], {}, 0
 
@@ -278,19 +307,71 @@ class Grid:
                 o = offsets[k]
                 return [o] * term.rank if f is None else list(range(o, o + term.rank))
 
-            ix = [i for t in x.terms for i in cols(t)]
-            iy = [i for t in y.terms for i in cols(t)]
+            ixs.append(np.asarray([i for t in x.terms for i in cols(t)]))
+            iys.append(np.asarray([i for t in y.terms for i in cols(t)]))
             n = self.sizes[a]
-            U = jnp.concatenate([jnp.ones((n, 1), self.dtype) if f is None else f for f in blocks],
-                                axis=1)
-            w = self.weights[a]
-            Uw = U / n if w is None else U * w[:, None]
-            G = Uw.T @ U
-            g = G[np.asarray(ix)][:, np.asarray(iy)]
-            hadamard = g if hadamard is None else hadamard * g
+            Us.append(jnp.concatenate(
+                [jnp.ones((n, 1), self.dtype) if f is None else f for f in blocks], axis=1))
         cx = jnp.concatenate([t.coef for t in x.terms])
         cy = jnp.concatenate([t.coef for t in y.terms])
-        return cx @ (hadamard @ cy)
+        self.stats.append(([int(U.shape[1]) for U in Us], int(cx.shape[0]), int(cy.shape[0])))
+        args = (Us, list(self.weights), cx, cy)
+        if jnp.dtype(self.dtype) != jnp.float32 or self.gram == "plain":
+            return _plain_inner(*args, ixs, iys)
+        return _accurate_inner(ixs, iys)(*args)
+
+
+def _plain_inner(Us, weights, cx, cy, ixs, iys):
+    """c_x^T (Hadamard_a G_a[ix_a, iy_a]) c_y in the array dtype (see `Grid.inner`)."""
+    hadamard = None
+    for U, w, ix, iy in zip(Us, weights, ixs, iys):
+        Uw = U / U.shape[0] if w is None else U * w[:, None]
+        G = Uw.T @ U
+        g = G[ix][:, iy]
+        hadamard = g if hadamard is None else hadamard * g
+    return cx @ (hadamard @ cy)
+
+
+def _accurate_inner(ixs, iys):
+    """`_plain_inner` for float32 with ~2^-45 relative error in the terms (`methods.dfloat`).
+
+    Cancellation: with a relative residual rho = |res| / sum_p |c_p| |x_p| the plain float32
+    Gram sum is off by about eps / rho^2 of the loss, the dense float32 loss by eps / rho. Here
+    each G_a is an error-free double-float matmul (Ozaki splitting), the Hadamard product and the
+    coefficient products are double-float products, the R_x R_y-term sum an exact sum; uniform
+    weights 1/N_a are applied once at the end, Gauss-Legendre weights are folded into one side
+    (a rounding of one side is a perturbation of the data, not of the cancelling sum). Error
+    against float64 arithmetic on the same float32 factors: ~2^-45 * (sum_p |c_p| |x_p|)^2.
+    Derivatives (custom_jvp, so reverse mode and jvp-of-grad both work) are those of the plain
+    float32 formula: its gradient is a contraction of the residual, not a difference of squares,
+    and is as accurate as the dense loss's.
+    """
+    from . import dfloat as D
+
+    def value(Us, weights, cx, cy):
+        hadamard, scale = None, 1.0
+        for U, w, ix, iy in zip(Us, weights, ixs, iys):
+            if w is None:
+                scale = scale / U.shape[0]
+                hi, lo = D.gram(U)
+            else:
+                hi, lo = D.gram(U * w[:, None], U)
+            g = (hi[ix][:, iy], lo[ix][:, iy])
+            hadamard = g if hadamard is None else D.df_mul(hadamard, g)
+        terms = D.df_mul(hadamard, D.two_prod(cx[:, None], cy[None, :]))
+        hi, lo = D.exact_sum(terms[0])
+        return (hi + (lo + jnp.sum(terms[1]))) * jnp.asarray(scale, cx.dtype)
+
+    @jax.custom_jvp
+    def inner(Us, weights, cx, cy):
+        return value(Us, weights, cx, cy)
+
+    @inner.defjvp
+    def _jvp(primals, tangents):
+        _, t = jax.jvp(lambda *a: _plain_inner(*a, ixs, iys), primals, tangents)
+        return value(*primals), t
+
+    return inner
 
 
 class CPNamespace:

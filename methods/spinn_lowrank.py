@@ -1,4 +1,4 @@
-"""Grid-free SPINN loss (``spinn-lowrank``): train on N^(d+1)-point grids at O((d+1) N R^2) cost.
+"""Grid-free SPINN loss (``spinn-lowrank``): train on N^(d+1)-point grids without forming them.
 
 pinnbench's own method (no paper has it). The networks, parameters and predictions are those of
 `methods.spinn.Spinn` (Cho et al., Separable Physics-Informed Neural Networks, NeurIPS 2023,
@@ -17,6 +17,21 @@ volume, i.e. the continuous mean). Initial/boundary faces are the same construct
 axis fixed to its bound (one row, weight 1), so the loss equals `methods.base.pde_loss` of ``spinn``
 term by term.
 
+Cost: O(sum_a N_a W_a^2 + (d+1) R^2) per mean square, W_a the per-axis Gram width (distinct
+factor columns on axis a), R the residual's CP rank (`describe()` records both). A linear
+residual has W, R = O(r): O((d+1) N r^2). A product of two fields with shared factors (u^2) adds
+r(r+1)/2 symmetric Khatri-Rao columns (`methods.cp._product`), so a degree-2 residual costs
+O((d+1) N r^4 / 4 + (d+1) r^4 / 4) against spinn's O(N^(d+1) r): on Klein-Gordon (2+1)-d at
+r = 32 spinn-lowrank is the cheaper one from about N = 190 points per axis (XLA FLOPs, float32;
+N = 85 with the plain float64 formula; suite ``lowrank-klein-gordon3d``).
+
+Precision: in float32 the Gram sum cancels as the residual shrinks (error ~eps / rho^2 of the
+loss at relative residual rho, against ~eps / rho for the dense float32 loss), so float32 grids
+compute it in double-float arithmetic from float32 operations (`methods.dfloat`; ~2^-45 relative
+to the terms; 1.4-1.8x the XLA FLOPs of a plain float32 step on heat4d / Helmholtz-3d, 3.6x on
+Klein-Gordon where the r(r+1)/2-wide Grams dominate). Derivatives are the plain formula's.
+float64 grids use the plain formula.
+
 A PDE whose residual or condition data leave the CP algebra (an elementwise function of a field
 that depends on several axes, e.g. sin(u) or a non-separable source, or a product of more than
 ``max_degree`` fields) is rejected up front by `SpinnLowrank.supports` with the reason; nothing is
@@ -34,7 +49,7 @@ import numpy as np
 from pdes import Fields
 
 from .base import pde_loss
-from .cp import CPNamespace, Grid, Unsupported
+from .cp import GRAMS, CPNamespace, Grid, Unsupported
 from .jaxutil import face_value
 from .spinn import Spinn, SpinnFields
 
@@ -102,12 +117,15 @@ def _gauss_legendre(n: int):
 class SpinnLowrank(Spinn):
     name = "spinn-lowrank"
     description = ("SPINN with a grid-free CP loss: mean(res^2) over N^(d+1) points from per-axis "
-                   "Gram matrices, O((d+1) N R^2); random or Gauss-Legendre per-axis points")
+                   "Gram matrices, O((d+1) N W^2) (W ~ r, r^2/2 with u^2 terms); random or "
+                   "Gauss-Legendre per-axis points")
     citation = ("pinnbench's own method on the SPINN of Cho et al., NeurIPS 2023; CP inner product: "
                 "Kolda & Bader, SIAM Review 2009")
     points_kind = "grid-free"
-    defaults = {**Spinn.defaults, "points": "random", "max_degree": 2}
-    choices = {**Spinn.choices, "points": ("random", "gauss-legendre")}
+    #: gram: "double-float" (float32 grids: the cancellation-free loss, `methods.dfloat`) or
+    #: "plain" (the plain float32 Gram sum: cheaper, cancels as the residual shrinks)
+    defaults = {**Spinn.defaults, "points": "random", "max_degree": 2, "gram": "double-float"}
+    choices = {**Spinn.choices, "points": ("random", "gauss-legendre"), "gram": GRAMS}
 
     @classmethod
     def supports_inverse(cls, pde):
@@ -146,7 +164,7 @@ class SpinnLowrank(Spinn):
 
     def grid(self, axes, weights):
         return Grid([x.shape[0] for x in axes], weights, self.jdtype, self.pde.axis_names(),
-                    self.params["max_degree"])
+                    self.params["max_degree"], self.params["gram"])
 
     def loss(self, params, batch):
         axes = batch["axes"]
@@ -170,9 +188,38 @@ class SpinnLowrank(Spinn):
         return {"n_points": self.n_per_axis ** n_in, "n_points_kind": "grid-free",
                 "n_condition_points": self.n_per_axis ** (n_in - 1) * len(self.conds)}
 
+    def gram_sizes(self) -> dict:
+        """Trace the loss on abstract shapes and read the interior residual's CP structure:
+        ``rank`` R (columns of c^T H c), ``width`` the largest per-axis Gram width W."""
+        grids, make = [], self.grid
+
+        def grid(axes, weights):
+            grids.append(make(axes, weights))
+            return grids[-1]
+
+        self.grid = grid  # instance attribute: shadows the method for this trace only
+        try:
+            params = jax.eval_shape(self.init_params, jax.random.PRNGKey(0))
+            batch = jax.eval_shape(self.sample, jax.random.PRNGKey(1))
+            jax.eval_shape(lambda p, b: self.loss(p, b)[0], params, batch)
+        finally:
+            del self.grid
+        stats = grids[0].stats  # the interior grid: one inner per residual component
+        return {"rank": max(rx for _, rx, _ in stats), "width": max(max(w) for w, _, _ in stats)}
+
     def describe(self):
+        g = self.gram_sizes()
+        arith = ("double-float (float32 pairs, methods/dfloat.py): error-free split Gram matmuls, "
+                 "~2^-45 relative to the terms"
+                 if self.jdtype == jnp.float32 and self.params["gram"] == "double-float"
+                 else f"plain {self.dtype}")
         return {"derivatives": "forward-mode (nested jvp per axis network), residual as a CP tensor",
                 "loss": "grid-free: mean(res^2) from per-axis Gram matrices (Hadamard product)",
+                "loss_cost": (f"O(sum_a N_a W^2 + (d+1) R^2) per step, W = {g['width']} (per-axis "
+                              f"Gram width), R = {g['rank']} (residual CP rank); a product of two "
+                              "fields adds r(r+1)/2 to both"),
+                "gram_width": g["width"], "residual_cp_rank": g["rank"],
+                "gram_arithmetic": arith,
                 "points": self.params["points"],
                 "boundary_loss": "mean over faces of per-face mean square"}
 
