@@ -152,6 +152,11 @@ def cmd_run(args) -> int:
             e = est.get(c.case_id)
             console.print(f"{c.case_id}  {c.method:<14} n_per_axis={c.n_per_axis} seed={c.seed}{rnd}  "
                           f"estimate {e.label() if e else 'unknown'}", markup=False)
+        if s.refused:
+            console.print(f"support matrix: {len(s.refused)} method x PDE pair(s) of methods = \"all\" "
+                          "cannot run (not cases):", markup=False)
+            for r in s.refused:
+                console.print(f"  {r.problem}  {r.method:<14} cannot: {r.reason}", markup=False)
         known, unknown = total(est)
         from bench.progress import fmt_duration
 

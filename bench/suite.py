@@ -15,6 +15,14 @@ keys overridden (several PDEs or dims in one suite)::
     [method.spinn]
     rank = 32
 
+``methods = "all"`` takes every registered method (in-tree and plugins, at expansion time) that
+supports the PDE, less those named in ``exclude = [...]``; a method that cannot run a PDE
+(``supports``, a missing optional package, an optimizer without a model for it) is then no error:
+the pair goes into the suite's support matrix (``Suite.refused``, one line of reason each), which
+``bench run --dry-run`` prints and the leaderboard report shows. A named method that cannot run
+its PDE stays an error. The leaderboard suites (``leaderboard``, ``leaderboard-gpu``) are one
+``[[matrix]]`` entry per PDE with ``methods = "all"``.
+
 Every problem is reported as `SuiteError` with one line naming the key, the bad value and the
 valid choices.
 """
@@ -27,7 +35,7 @@ import os
 import re
 import stat
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import methods
@@ -49,7 +57,33 @@ SUITE_KEYS = {"description": ((str,), "one-line description"),
               "matrix": ((list,), "array of override tables"),
               "rounds": ((int,), "timing rounds: every case is run this many times, interleaved"),
               "baseline": ((str,), "method the report's ratios are taken against (default pinn)"),
+              "exclude": ((list,), 'methods left out of methods = "all"'),
               **CASE_KEYS}
+#: the value of ``methods`` that takes every registered method supporting the PDE
+ALL_METHODS = "all"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A method x PDE pair of a ``methods = "all"`` suite that cannot run, and why (one line)."""
+
+    pde: str
+    dim: int
+    pde_params: dict
+    method: str
+    reason: str
+
+    @property
+    def problem(self) -> str:
+        """The PDE entry as the report names it: name, dim and parameters."""
+        return problem_label(self.pde, self.dim, self.pde_params)
+
+
+def problem_label(pde: str, dim: int, pde_params: dict | None) -> str:
+    """``heat2 (c=3.14159)``: one PDE entry of a suite, as tables and the dry run name it."""
+    extra = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                      for k, v in sorted((pde_params or {}).items()))
+    return f"{pde}{dim}" + (f" ({extra})" if extra else "")
 
 
 @dataclass
@@ -58,6 +92,8 @@ class Suite:
     description: str
     path: Path
     cases: list[Case]
+    #: the pairs a ``methods = "all"`` suite left out because the method cannot run the PDE
+    refused: list[Refusal] = field(default_factory=list)
 
     @property
     def methods(self) -> list[str]:
@@ -190,15 +226,16 @@ def _parse(raw: dict, name: str, path: Path | None, device: str, methods_filter,
     if not isinstance(matrix, list) or not matrix or not all(isinstance(m, dict) for m in matrix):
         raise SuiteError(f"{where}: 'matrix' must be a non-empty array of tables ([[matrix]])")
     cases: list[Case] = []
+    refused: list[Refusal] = []
     for i, entry in enumerate(matrix):
         w = f"{where} matrix[{i}]" if "matrix" in raw else where
-        _check_keys(entry, {**CASE_KEYS, "method": SUITE_KEYS["method"]}, w)
+        _check_keys(entry, {**CASE_KEYS, "method": SUITE_KEYS["method"], "exclude": SUITE_KEYS["exclude"]}, w)
         _check_method_tables(entry.get("method", {}), w)
-        cfg = {**DEFAULTS, **{k: v for k, v in raw.items() if k in CASE_KEYS}, **entry}
+        cfg = {**DEFAULTS, **{k: v for k, v in raw.items() if k in CASE_KEYS or k == "exclude"}, **entry}
         mtables = {**raw.get("method", {})}
         for mname, tbl in entry.get("method", {}).items():
             mtables[mname] = {**mtables.get(mname, {}), **tbl}
-        cases += _expand(cfg, mtables, name, w, device, limit=MAX_CASES - len(cases))
+        cases += _expand(cfg, mtables, name, w, device, limit=MAX_CASES - len(cases), refused=refused)
     present = list(dict.fromkeys(c.method for c in cases))
     if "baseline" in raw and raw["baseline"] not in present:
         raise SuiteError(f"{where}: baseline = {raw['baseline']!r} is not one of the suite's methods "
@@ -210,6 +247,7 @@ def _parse(raw: dict, name: str, path: Path | None, device: str, methods_filter,
                     f"--methods: {m!r} is not in suite {name} (valid: {', '.join(present)})"
                 )
         cases = [c for c in cases if c.method in methods_filter]
+        refused = [r for r in refused if r.method in methods_filter]
     if seeds is not None:
         if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
             raise SuiteError(f"--seeds must be an integer from 1 to {MAX_SEEDS}, got {seeds!r}")
@@ -230,7 +268,7 @@ def _parse(raw: dict, name: str, path: Path | None, device: str, methods_filter,
             raise SuiteError(f"{where}: case {c.case_id} appears twice (a repeated value in "
                              "dim, methods, n_per_axis or overlapping [[matrix]] entries)")
         seen.add(c.case_id)
-    return Suite(name, str(raw.get("description", "")), path or Path(name), cases)
+    return Suite(name, str(raw.get("description", "")), path or Path(name), cases, refused)
 
 
 def _reseed(cases: list[Case], k: int) -> list[Case]:
@@ -428,8 +466,31 @@ def fuse_reason(mcls, resolved: dict, fused: int) -> str | None:
 _BAD_PARAM = (ValueError, TypeError, OverflowError, ArithmeticError, KeyError, IndexError)
 
 
+def method_names(cfg: dict, where: str) -> tuple[list[str], bool]:
+    """The methods an entry names, and whether they came from ``methods = "all"`` (every
+    registered method, now, less ``exclude``)."""
+    v, exclude = cfg["methods"], cfg.get("exclude")
+    if exclude is not None:
+        ex = exclude
+        if not isinstance(ex, list) or not all(isinstance(m, str) for m in ex):
+            raise SuiteError(f"{where}: key 'exclude' = {_short(ex)} must be a list of method names")
+        if v != ALL_METHODS:
+            raise SuiteError(f"{where}: key 'exclude' applies to methods = {ALL_METHODS!r} only "
+                             f"(methods = {_short(v)} names its methods)")
+        for m in ex:
+            if m not in methods.REGISTRY:
+                raise SuiteError(f"{where}: exclude: unknown method {m!r} "
+                                 f"(valid: {', '.join(methods.REGISTRY.names())})")
+    if isinstance(v, str):
+        if v != ALL_METHODS:
+            raise SuiteError(f"{where}: key 'methods' = {v!r} is not valid (valid: a list of method "
+                             f"names, or {ALL_METHODS!r})")
+        return [m for m in methods.REGISTRY.names() if m not in (exclude or [])], True
+    return _as_list(v, "methods", where, str), False
+
+
 def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
-            limit: int = MAX_CASES) -> list[Case]:
+            limit: int = MAX_CASES, refused: list | None = None) -> list[Case]:
     if "pde" not in cfg:
         raise SuiteError(f"{where}: missing key 'pde' (valid: {', '.join(pdes.REGISTRY.names())})")
     if "methods" not in cfg:
@@ -439,7 +500,9 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
     except pdes.UnknownName as e:
         raise SuiteError(f"{where}: {e}") from None
     dims = _as_list(cfg["dim"], "dim", where)
-    mnames = _as_list(cfg["methods"], "methods", where, str)
+    mnames, every = method_names(cfg, where)
+    if every and not mnames:
+        raise SuiteError(f"{where}: methods = {ALL_METHODS!r} less exclude leaves no method")
     _as_list(cfg["n_per_axis"], "n_per_axis", where)
     _check_case_values(cfg, where)
     cases = []
@@ -466,6 +529,21 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
             except _BAD_PARAM as e:
                 raise SuiteError(f"{mw}: {e}") from None
             mcls = methods.get(mname)
+            if every and mname != written and mname in mnames:
+                continue  # "all" lists the preset and its base: one computation, one case
+            why = (mcls.missing_requirement() or mcls.supports(pde)
+                   or (mcls.supports_inverse(pde) if cfg["inverse"] else None))
+            if every and not why:
+                try:
+                    why = mcls.optimizer_reason(mcls.resolve_params(tbl)["optimizer"], pde,
+                                                mcls.resolve_params(tbl))
+                except _BAD_PARAM:
+                    why = None  # a bad parameter is the suite's error, reported below
+            if every and why:
+                if refused is not None:
+                    refused.append(Refusal(cfg["pde"], dim, dict(cfg["pde_params"]), mname,
+                                           " ".join(str(why).split())))
+                continue
             missing = mcls.missing_requirement()
             if missing:
                 raise SuiteError(f"{where}: {missing}")

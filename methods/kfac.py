@@ -272,6 +272,23 @@ def pde_reason(pde) -> str | None:
         return f"needs a scalar PDE (n_out = 1), {pde.name} has {pde.n_out}"
     if any(c.residual is not None for c in pde.conditions()):
         return "needs Dirichlet/initial conditions u = g (no custom condition residuals)"
+    return residual_reason(pde)
+
+
+def residual_reason(pde) -> str | None:
+    """Why the residual cannot be formed from the KFAC streams (u, first derivatives and the
+    Laplacian; e.g. Klein-Gordon's u_tt), found by tracing it on abstract streams (no compute)."""
+    n = pde.n_in
+
+    def probe():
+        Y, X = jnp.zeros((2, n + 2, 1)), jnp.zeros((2, n))
+        return as_tuple(pde.residual(StreamFields(Y, X, pde.time_dependent)))
+
+    try:
+        jax.eval_shape(probe)
+    except ValueError as e:
+        msg = str(e)
+        return msg[len("kfac: "):] if msg.startswith("kfac: ") else msg
     return None
 
 

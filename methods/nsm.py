@@ -38,6 +38,24 @@ The model learns a solution operator phi -> u of a *parametric* PDE (``pdes.nsm_
 * Inference against the output resolution (``infer_res``) is returned as programs to time and
   cost (hook ``inference_programs``); the JAX backend times them, the method never does.
 
+Single-instance mode (pinnbench's leaderboard, not in the paper): on a non-parametric PDE with
+an exact solution, NSM solves that *one* problem, a parametric family of one. There is no GP
+input and no batch: phi is fixed (the initial condition u*(0, x), constant in t, for a
+time-dependent PDE; zero otherwise), so the input channel carries the problem's data and the
+network, loss and optimizer are those of operator learning. The basis follows the domain and the
+conditions (``Nsm.single_instance_kinds``): Fourier on the PDE's ``periodic_axes``, Chebyshev on
+the other spatial axes and on time, each axis mapped affinely from [0, 1] onto the PDE's bounds
+(derivatives scaled by the axis length). Boundary data enter by the output transform, as the
+paper's mollifier does: ``u = u0 + s t v prod_a sin(pi x_a)`` (time-dependent; the product over
+the non-periodic spatial axes), ``u = s v prod_a sin(pi x_a)`` (stationary), or
+``u = u*(0) + s (v - v(0))`` (stationary, all axes periodic: the constant the PDE leaves free is
+pinned to the exact value). So the mode needs zero Dirichlet data on every non-periodic face
+(``supports`` checks u* there) and the default conditions (IC and Dirichlet data, no custom
+residual); the error is the harness's (``predict`` against u* at held-out random points), not the
+per-instance protocol of operator learning, and no inference programs are timed (there is no
+family to infer over). What differs from the paper's setting: the network never generalises
+over inputs, it fits one solution, so it competes with the PINNs as a solver of one PDE.
+
 ``nsm-fdpinn`` is the paper's "PINN loss" baseline (repo "FNO+PINN"), here with the *same*
 network and mollifier: the output is evaluated on a uniform grid of ``fd_grid`` points per axis
 and the residual is taken by second-order finite differences (periodic wrap on Fourier axes,
@@ -65,20 +83,31 @@ TRANSFORMS = ("periodic", "initial", "dirichlet")
 
 
 class SpectralFields(Fields):
-    """Fields of coefficient arrays ``(B, *modes, C)``: spectral derivatives, grid values."""
+    """Fields of coefficient arrays ``(B, *modes, C)``: spectral derivatives, grid values.
 
-    def __init__(self, basis: spectral.TensorBasis, coef, phi, time_dependent: bool):
-        coords = [c[None] for c in basis.grid_coords()]  # (1, .., n_a, .., 1)
+    ``bounds`` (one ``(lo, hi)`` per axis; default the unit cube the bases live on) maps each
+    axis affinely onto the PDE's domain: coordinates are physical and a k-th derivative along
+    an axis of length L is the basis derivative over L^k."""
+
+    def __init__(self, basis: spectral.TensorBasis, coef, phi, time_dependent: bool,
+                 bounds=None):
+        bounds = bounds or [(0.0, 1.0)] * basis.d
+        coords = [lo + (hi - lo) * c[None] for c, (lo, hi) in zip(basis.grid_coords(), bounds)]
         super().__init__(jnp, coords, time_dependent)
         self.basis = basis
         self.coef = coef
         self.phi = phi
+        self.lengths = [float(hi - lo) for lo, hi in bounds]
 
     def _partial(self, idx, c):
         coef = self.coef
+        scale = 1.0
         for a in sorted(set(idx)):
-            coef = self.basis.deriv(coef, a, idx.count(a))
-        return self.basis.to_grid(coef)[..., c]
+            k = idx.count(a)
+            coef = self.basis.deriv(coef, a, k)
+            scale = scale * self.lengths[a] ** k
+        out = self.basis.to_grid(coef)[..., c]
+        return out if scale == 1.0 else out / scale
 
 
 class FDFields(Fields):
@@ -161,14 +190,20 @@ class Nsm(JaxMethod):
         if self.n_per_axis < 2:
             raise ValueError(f"method.{self.name}: n_per_axis (modes per axis) = "
                              f"{self.n_per_axis} must be >= 2")
-        self.kinds = pde.basis_kinds()
+        self.single = not pde.parametric
+        self.kinds = pde.basis_kinds() if not self.single else self.single_instance_kinds(pde)
+        self.bounds = [(0.0, 1.0)] * len(self.kinds) if not self.single else \
+            [(float(lo), float(hi)) for lo, hi in pde.bounds()]
+        if self.single:
+            self.evaluate = None  # the harness's error: predict against u* (module docstring)
         self.modes = tuple(
             (p["time_modes"] or self.n_per_axis) if (pde.time_dependent and a == 0)
             else self.n_per_axis for a in range(len(self.kinds)))
         self.basis = spectral.TensorBasis(
             [spectral.make(k, n) for k, n in zip(self.kinds, self.modes)], self.jdtype)
         self.in_basis = spectral.TensorBasis(
-            [spectral.make(k, n) for k, n in pde.input_grid()], self.jdtype)
+            [spectral.make(k, n) for k, n in (pde.input_grid() if not self.single
+                                              else zip(self.kinds, self.modes))], self.jdtype)
         self.conv = p["conv"]
         if self.conv == "auto":
             self.conv = "complex" if self.kinds[-1] == "fourier" else "real"
@@ -180,14 +215,80 @@ class Nsm(JaxMethod):
         coords = np.stack(np.meshgrid(*self.basis.grid(), indexing="ij"), -1)
         self.coord_coef = self.basis.from_grid(jnp.asarray(coords, self.jdtype))
         self._eval_cache: dict = {}
+        if self.single:
+            self.transform_kind = self.single_instance_transform(pde)
+            self.phi_coef = self.basis.from_grid(self.fixed_input()[None, ..., None])
+        else:
+            self.transform_kind = pde.output_transform
+
+    # -- single-instance mode (module docstring) -----------------------------------------------
+    @staticmethod
+    def single_instance_kinds(pde) -> list[str]:
+        """The basis per input axis (time first): Fourier on the PDE's periodic axes, Chebyshev
+        on the other spatial axes and on time."""
+        return ["fourier" if a in pde.periodic_axes and not (pde.time_dependent and a == 0)
+                else "chebyshev" for a in range(pde.n_in)]
+
+    @staticmethod
+    def single_instance_transform(pde) -> str:
+        if pde.time_dependent:
+            return "initial-dirichlet"
+        if all(a in pde.periodic_axes for a in range(pde.n_in)):
+            return "periodic-pinned"
+        return "dirichlet-sine"
+
+    def physical_grid(self) -> list:
+        """The collocation nodes as physical coordinates, broadcastable slabs (numpy)."""
+        return [lo + (hi - lo) * c for c, (lo, hi) in
+                zip(self.basis.grid_coords(np), self.bounds)]
+
+    def fixed_input(self):
+        """phi on the model grid: u*(0, x), constant in t, for a time-dependent PDE; else 0."""
+        shape = self.modes
+        if not self.pde.time_dependent:
+            return jnp.zeros(shape, self.jdtype)
+        coords = self.physical_grid()
+        coords[0] = np.zeros_like(coords[0]) + self.bounds[0][0]
+        u0 = np.asarray(self.pde.exact(coords, np), np.float64)
+        return jnp.asarray(np.broadcast_to(u0, shape), self.jdtype)
+
+    @classmethod
+    def single_instance_reason(cls, pde) -> str | None:
+        """None if the single-instance mode can solve ``pde``, else a one-line reason."""
+        if pde.solution != "exact":
+            return "single-instance mode needs an exact solution (for the IC and the error)"
+        if pde.n_out != 1:
+            return "systems (n_out > 1) are not supported"
+        periodic = set(pde.periodic_axes)
+        for cond in pde.conditions():
+            if cond.residual is not None:
+                return (f"condition {cond.name!r} has its own residual: the output transform "
+                        "enforces an IC and zero Dirichlet data only")
+            if pde.time_dependent and cond.axis == 0 and cond.side != "lo":
+                return f"condition {cond.name!r} at the end of time: not an initial condition"
+        bounds = [(float(lo), float(hi)) for lo, hi in pde.bounds()]
+        rng = np.random.default_rng(0)
+        first = 1 if pde.time_dependent else 0
+        pts = [lo + (hi - lo) * rng.random(64) for lo, hi in bounds]
+        scale = max(1.0, float(np.max(np.abs(pde.exact(pts, np)))))
+        for a in range(first, pde.n_in):
+            if a in periodic:
+                continue
+            for side, v in (("lo", bounds[a][0]), ("hi", bounds[a][1])):
+                face = [p.copy() for p in pts]
+                face[a] = np.full(64, v)
+                worst = float(np.max(np.abs(pde.exact(face, np))))
+                if worst > 1e-9 * scale:
+                    return (f"non-zero Dirichlet data on the face {pde.axis_names()[a]} = {v:g} "
+                            f"(max |u*| = {worst:.3g}): the sine mollifier enforces zero data only "
+                            "(a lifting of non-homogeneous boundary data is not implemented)")
+        return None
 
     # -- what this method can run ------------------------------------------------------------
     @classmethod
     def supports(cls, pde) -> str | None:
         if not pde.parametric:
-            return ("single-instance PDE: this NSM learns a solution operator over GP inputs "
-                    "(parametric nsm-* PDEs); fixing phi to one instance needs a lifting of "
-                    "non-homogeneous boundary data, not implemented")
+            return cls.single_instance_reason(pde)
         kinds = pde.basis_kinds()  # a parametric PDE is a pdes.base.ParametricPDE
         if not kinds or any(k not in spectral.BASES for k in kinds):
             return f"no spectral basis for the domain (axes: {kinds})"
@@ -281,8 +382,10 @@ class Nsm(JaxMethod):
     def mollify(self, v, phi_coef):
         """The output transform (REFERENCES 2.7 'Mollifier'), scale ``mollifier_scale``."""
         scale = self.params["mollifier_scale"]
-        kind = self.pde.output_transform
+        kind = self.transform_kind
         const = (slice(None),) + (0,) * len(self.modes)
+        if kind in ("initial-dirichlet", "dirichlet-sine", "periodic-pinned"):
+            return self.mollify_single(v, phi_coef, scale, kind)
         if kind == "periodic":
             v0 = self.basis.value_at_origin(v).reshape(v.shape[0], -1)
             return v.at[const].add(-v0) * scale
@@ -295,6 +398,22 @@ class Nsm(JaxMethod):
             mol = mol * jnp.sin(jnp.pi * c)
         return self.basis.from_grid(vals * mol[..., None])
 
+    def mollify_single(self, v, phi_coef, scale, kind):
+        """The single-instance transforms (module docstring): IC + zero Dirichlet data exact."""
+        if kind == "periodic-pinned":
+            v0 = self.basis.value_at_origin(v).reshape(v.shape[0], -1)
+            u0 = float(np.asarray(self.pde.exact([np.full(1, lo) for lo, _ in self.bounds], np)).ravel()[0])
+            const = (slice(None),) + (0,) * len(self.modes)
+            return (v.at[const].add(-v0) * scale).at[const].add(u0)
+        coords = self.basis.grid_coords()
+        timed = kind == "initial-dirichlet"
+        mol = scale * coords[0] if timed else scale
+        for a in range(1 if timed else 0, len(self.modes)):
+            if self.kinds[a] != "fourier":
+                mol = mol * jnp.sin(jnp.pi * coords[a])
+        out = self.basis.from_grid(self.basis.to_grid(v) * mol[..., None])
+        return out + phi_coef if timed else out
+
     # -- training ----------------------------------------------------------------------------
     def sample(self, key):
         return {}  # inputs are drawn inside the step from the state's key (module docstring)
@@ -304,10 +423,13 @@ class Nsm(JaxMethod):
         return self.input_coef(phi_grid)
 
     def loss(self, params, phi_coef):
-        u = self.apply(params, phi_coef)
+        return self.spectral_loss(self.apply(params, phi_coef), phi_coef)
+
+    def spectral_loss(self, u, phi_coef):
+        """The spectral residual loss of u's coefficients (B, *modes, 1) (module docstring)."""
         f = SpectralFields(self.basis, u, self.basis.to_grid(phi_coef)[..., 0],
-                           self.pde.time_dependent)
-        R = self.pde.residual(f)
+                           self.pde.time_dependent, self.bounds)
+        R = jnp.broadcast_to(self.pde.residual(f), u.shape[:-1])
         Rc = self.basis.from_grid(R[..., None])[..., 0]
         w = self.basis.gamma() if self.params["loss_weights"] == "parseval" else 1.0
         res = jnp.mean(jnp.sum(w * Rc * Rc, axis=tuple(range(1, Rc.ndim))))
@@ -315,7 +437,7 @@ class Nsm(JaxMethod):
 
     def step(self, state, batch):
         key, k_draw = jax.random.split(state["key"])
-        phi_coef = self.draw(k_draw)
+        phi_coef = self.phi_coef if self.single else self.draw(k_draw)
         params, opt, loss, terms = optax_step(self.transform(), self.loss, state["params"],
                                               state["opt"], phi_coef)
         return {"params": params, "opt": opt, "key": key}, {"loss": loss, **terms}
@@ -366,7 +488,9 @@ class Nsm(JaxMethod):
         on a uniform grid of r points per axis, for each r in ``infer_res``: the backend times
         each (``infer_ms``) and reads its FLOPs (``infer_flops``, deterministic, unlike the time
         on a shared CPU) against the output resolution, which the spectral representation
-        leaves free."""
+        leaves free. None in single-instance mode (one problem: no batch of inputs)."""
+        if self.single:
+            return []
         phi = self._test()[0][: self.params["batch"]]
         progs = []
         for r in self.params["infer_res"]:
@@ -376,19 +500,36 @@ class Nsm(JaxMethod):
         return progs
 
     def predict(self, state, points):
-        """u of the first held-out instance at scattered points (n, n_in)."""
+        """u of the first held-out instance at scattered points (n, n_in); in single-instance
+        mode u of the one problem at physical points."""
+        if self.single:
+            lo = jnp.asarray([b[0] for b in self.bounds], points.dtype)
+            L = jnp.asarray([b[1] - b[0] for b in self.bounds], points.dtype)
+            u = self.apply(state["params"], self.phi_coef)[0]
+            return self.basis.evaluate_points(u, (points - lo) / L)[:, 0]
         phi, _, _ = self._test()
         u = self.apply(state["params"], self.input_coef(phi[:1]))[0]
         return self.basis.evaluate_points(u, points)[:, 0]
 
     # -- records -----------------------------------------------------------------------------
+    def batch_size(self) -> int:
+        return 1 if self.single else self.params["batch"]
+
     def size_info(self):
-        return {"n_points": int(np.prod(self.modes)) * self.params["batch"],
+        return {"n_points": int(np.prod(self.modes)) * self.batch_size(),
                 "n_points_kind": "spectral", "modes": list(self.modes),
-                "grid": list(self.modes), "batch": self.params["batch"],
+                "grid": list(self.modes), "batch": self.batch_size(),
                 "basis": self.kinds}
 
     def describe(self):
+        if self.single:
+            return {"loss": f"spectral: sum_k gamma_k R_k^2 ({self.params['loss_weights']} weights), "
+                            "one fixed problem",
+                    "mode": "single-instance: phi fixed (IC or zero), no GP inputs, batch 1",
+                    "derivatives": "spectral (coefficient space); products on the collocation grid",
+                    "conv": self.conv, "output_transform": self.transform_kind,
+                    "basis_bounds": self.bounds,
+                    "accuracy": "rel. L2 of predict against u* at held-out random points"}
         return {"loss": f"spectral: sum_k gamma_k R_k^2 ({self.params['loss_weights']} weights), "
                         "batch mean",
                 "derivatives": "spectral (coefficient space); products on the collocation grid",
@@ -404,6 +545,13 @@ class NsmFdPinn(Nsm):
     citation = "Du, Chalapathi, Krishnapriyan, ICLR 2024, arXiv 2312.05225, 'PINN loss' baseline"
     points_kind = "grid"
     defaults = {**Nsm.defaults, "fd_grid": 64}
+
+    @classmethod
+    def supports(cls, pde) -> str | None:
+        if not pde.parametric:
+            return ("single-instance mode is nsm's (spectral loss); this finite-difference "
+                    "baseline of the paper runs operator learning (parametric PDEs) only")
+        return super().supports(pde)
 
     def __init__(self, pde, n_per_axis, params=None, dtype="float32"):
         super().__init__(pde, n_per_axis, params, dtype)

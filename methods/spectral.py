@@ -57,6 +57,10 @@ class Basis1D:
         """(len(x), n) basis-function values at points x (float64)."""
         raise NotImplementedError
 
+    def values_xp(self, x, xp):  # pragma: no cover - abstract
+        """The same in the array namespace ``xp`` (``jax.numpy``: traceable points)."""
+        raise NotImplementedError
+
     def deriv_matrix(self, order: int = 1) -> np.ndarray:  # pragma: no cover - abstract
         """(n, n) matrix D with coef(u^(order)) = D @ coef(u), exact within the span."""
         raise NotImplementedError
@@ -100,9 +104,12 @@ class Fourier(Basis1D):
         return np.arange(self.n) / self.n
 
     def values(self, x):
-        x = np.asarray(x, np.float64).reshape(-1, 1)
+        return self.values_xp(np.asarray(x, np.float64), np)
+
+    def values_xp(self, x, xp):
         kc, ks = self.wavenumbers()
-        return np.concatenate([np.cos(2 * np.pi * kc * x), np.sin(2 * np.pi * ks * x)], axis=1)
+        x = x.reshape(-1, 1)
+        return xp.concatenate([xp.cos(2 * np.pi * kc * x), xp.sin(2 * np.pi * ks * x)], axis=1)
 
     def deriv_matrix(self, order: int = 1):
         kc, ks = self.wavenumbers()
@@ -160,13 +167,14 @@ class Chebyshev(Basis1D):
         return (1.0 + np.cos(np.pi * np.arange(self.n) / (self.n - 1))) / 2.0
 
     def values(self, x):
-        xi = 2.0 * np.asarray(x, np.float64).reshape(-1) - 1.0
-        out = np.empty((xi.size, self.n))
-        out[:, 0] = 1.0
-        out[:, 1] = xi
-        for k in range(2, self.n):
-            out[:, k] = 2.0 * xi * out[:, k - 1] - out[:, k - 2]
-        return out
+        return self.values_xp(np.asarray(x, np.float64), np)
+
+    def values_xp(self, x, xp):
+        xi = 2.0 * x.reshape(-1) - 1.0
+        cols = [xp.ones_like(xi), xi]
+        for _ in range(2, self.n):
+            cols.append(2.0 * xi * cols[-1] - cols[-2])
+        return xp.stack(cols[: self.n], axis=1)
 
     def deriv_matrix(self, order: int = 1):
         """Derivative by the recurrence c'_{k-1} = c'_{k+1} + 2k c_k (times 2 for [0, 1])."""
@@ -282,8 +290,8 @@ class TensorBasis:
 
     def evaluate_points(self, coef, X):
         """Values at scattered points ``X`` (p, d) for coefficients (n_1..n_d, C) -> (p, C)."""
-        rows = [jnp.asarray(b.values(np.asarray(X[:, a])), self.dtype)
-                for a, b in enumerate(self.bases)]
+        X = jnp.asarray(X, self.dtype)  # traceable: predict is jitted by the harness
+        rows = [b.values_xp(X[:, a], jnp) for a, b in enumerate(self.bases)]
         letters = "abcdefgh"[: self.d]
         spec = ",".join(f"p{ch}" for ch in letters) + f",{letters}z->pz"
         return jnp.einsum(spec, *rows, coef)

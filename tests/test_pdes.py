@@ -39,7 +39,27 @@ def walk_cases():
     return out
 
 
-EXACT_CASES = [(n, d) for n, d in walk_cases() if pdes.get(n).solution == "exact"]
+def suite_variants():
+    """The PDE variants (parameters other than the defaults) of the leaderboard suites, dim <= 3:
+    each is tested through every engine below, as the registered defaults are."""
+    import tomllib
+    from pathlib import Path
+
+    out = []
+    for f in sorted((Path(__file__).resolve().parents[1] / "bench" / "suites").glob("leaderboard*.toml")):
+        raw = tomllib.loads(f.read_text())
+        for e in raw.get("matrix", []):
+            params = e.get("pde_params", raw.get("pde_params", {}))
+            dims = e.get("dim", raw.get("dim", 1))
+            for d in dims if isinstance(dims, list) else [dims]:
+                if params and d <= 3 and (e["pde"], d, params) not in out:
+                    out.append((e["pde"], d, params))
+    return out
+
+
+EXACT_CASES = [(n, d, {}) for n, d in walk_cases() if pdes.get(n).solution == "exact"] + [
+    v for v in suite_variants() if pdes.get(v[0]).solution == "exact"]
+CASE_IDS = [f"{n}{d}" + "".join(f"-{k}={v}" for k, v in sorted(p.items())) for n, d, p in EXACT_CASES]
 
 
 def rand_points(pde, key, n=48):
@@ -151,17 +171,17 @@ def test_walk_covers_every_registered_pde():
             "heat", "log-fokker-planck"} <= names
 
 
-@pytest.mark.parametrize("name,dim", EXACT_CASES)
-def test_exact_solution_solves_residual_pinn_fields(name, dim):
-    pde = pdes.build(name, dim)
+@pytest.mark.parametrize("name,dim,params", EXACT_CASES, ids=CASE_IDS)
+def test_exact_solution_solves_residual_pinn_fields(name, dim, params):
+    pde = pdes.build(name, dim, **params)
     X = rand_points(pde, jax.random.PRNGKey(dim))
     out = evaluate(lambda X: PinnFields(exact_apply(pde), X, pde.time_dependent), pde.residual, X)
     assert_vanishes(out, f"{name}{dim} pinn fields")
 
 
-@pytest.mark.parametrize("name,dim", EXACT_CASES)
-def test_exact_solution_solves_residual_spinn_fields(name, dim):
-    pde = pdes.build(name, dim)
+@pytest.mark.parametrize("name,dim,params", EXACT_CASES, ids=CASE_IDS)
+def test_exact_solution_solves_residual_spinn_fields(name, dim, params):
+    pde = pdes.build(name, dim, **params)
     axes = grid_axes(pde, jax.random.PRNGKey(10 + dim))
     route = spinn_fields(pde, axes)[1]
     grid_shape = tuple(len(a) for a in axes)
@@ -178,9 +198,9 @@ def test_exact_solution_solves_residual_spinn_fields(name, dim):
     assert_vanishes(out, f"{name}{dim} spinn fields ({route})")
 
 
-@pytest.mark.parametrize("name,dim", EXACT_CASES)
-def test_conditions_match_exact_solution(name, dim):
-    pde = pdes.build(name, dim)
+@pytest.mark.parametrize("name,dim,params", EXACT_CASES, ids=CASE_IDS)
+def test_conditions_match_exact_solution(name, dim, params):
+    pde = pdes.build(name, dim, **params)
     conds = pde.conditions()
     assert conds, f"{name}: no initial/boundary data"
     if pde.time_dependent:
@@ -210,12 +230,12 @@ def test_conditions_match_exact_solution(name, dim):
         assert_vanishes(out, f"{name}{dim} {cond.name} ({'points' if k % 2 == 0 else route})")
 
 
-@pytest.mark.parametrize("name,dim", [c for c in EXACT_CASES
-                                      if c[1] == min(d for n, d in EXACT_CASES if n == c[0])])
-def test_spinn_method_fields_agree_with_pinn_fields(name, dim):
+@pytest.mark.parametrize("name,dim,params", [c for c in EXACT_CASES
+                                             if c[1] == min(d for n, d, _ in EXACT_CASES if n == c[0])])
+def test_spinn_method_fields_agree_with_pinn_fields(name, dim, params):
     """A real (random) SPINN: its grid fields equal PINN-style pointwise derivatives of the same
     function (its `predict`) at the grid points, for every term the residual uses."""
-    pde = pdes.build(name, dim)
+    pde = pdes.build(name, dim, **params)
     M = methods.get("spinn")(pde, 3, {"width": 8, "depth": 2, "rank": 3}, "float64")
     params = M.init_params(jax.random.PRNGKey(0))
     axes = grid_axes(pde, jax.random.PRNGKey(1), sizes=(3, 4, 2, 3))

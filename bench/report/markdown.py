@@ -16,6 +16,7 @@ import pandas as pd
 from bench.report import claims as mclaims
 from bench.report import figures as mfig
 from bench.report import inverse as minverse
+from bench.report import leaderboard as mlead
 from bench.report import optimizers as moptim
 from bench.report import tables as mt
 from bench.store import shipped_path, write_shipped
@@ -293,10 +294,10 @@ def reproduce(suite: str, records: list[dict], results_dir: Path, out: Path) -> 
         extra.append(f"(no suite file bench/suites/{suite}.toml here: pass the path of the "
                      "suite file to --suite)")
     else:
-        suite_methods = set(raw.get("methods", []))
-        for entry in raw.get("matrix", []):
-            suite_methods |= set(entry.get("methods", []))
-        if set(methods) != suite_methods:
+        named = [raw.get("methods", [])] + [e.get("methods", []) for e in raw.get("matrix", [])]
+        every = any(isinstance(v, str) for v in named)  # methods = "all": resolved from the registry
+        suite_methods = {m for v in named if isinstance(v, list) for m in v}
+        if not every and set(methods) != suite_methods:
             cmd.append(f"--methods {','.join(methods)}")
         if seeds != raw.get("seeds", 1):
             cmd.append(f"--seeds {seeds}")
@@ -362,6 +363,8 @@ def build(records: list[dict], suite: str, out: Path, results_dir: Path, baselin
             f"`{baseline}`. Missing values are shown as n/a; failed cases as OOM, NaN, timeout "
             "or error.", ""]
     res, figs = results(aggs, rows, baseline, figdir if figures else None, md_dir)
+    lead_text, lead_figs = mlead.section(records, figdir if figures else None, md_dir, suite)
+    res, figs = (lead_text + "\n" + res, lead_figs + figs) if lead_text else (res, figs)
     inv_text, inv_figs = minverse.section(records, figdir if figures else None, md_dir)  # inverse/snapshots
     res, figs = res + "\n" + inv_text, figs + inv_figs
     opt_text, opt_figs = moptim.section(records, figdir if figures else None, md_dir, "; ".join(devices))

@@ -95,8 +95,10 @@ def summary(g: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def curve_figure(g: pd.DataFrame, path: Path, title: str) -> bool:
-    """rel. L2 vs training time: per optimizer the median over runs and a min..max band."""
+def curve_figure(g: pd.DataFrame, path: Path, title: str, color=None, target: float | None = None) -> bool:
+    """rel. L2 vs training time: per optimizer (the ``optimizer`` column: the leaderboard puts
+    the method there) the median over runs and a min..max band. ``color``: name -> colour
+    (default ``COLORS``); ``target``: an error drawn as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,10 +134,12 @@ def curve_figure(g: pd.DataFrame, path: Path, title: str) -> bool:
         with np.errstate(all="ignore"):
             med = np.nanmedian(V[:, have], axis=0)
             lo, hi = np.nanmin(V[:, have], axis=0), np.nanmax(V[:, have], axis=0)
-        c = COLORS.get(opt, "#444444")
+        c = color(opt) if color is not None else COLORS.get(opt, "#444444")
         ax.plot(grid[have], med, color=c, label=f"{opt} ({len(runs)} runs)")
         if len(runs) > 1:
             ax.fill_between(grid[have], lo, hi, color=c, alpha=0.15, linewidth=0)
+    if target:
+        ax.axhline(target, color="0.3", ls="--", lw=1, label=f"target {target:g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training time (s, step clock)")
