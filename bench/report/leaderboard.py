@@ -305,8 +305,7 @@ def section(records: list[dict], figdir: Path | None, md_dir: Path, suite: str |
     if runs.empty:
         return "", []
     from bench.report import optimizers as moptim
-    from bench.report.figures import method_color
-    from bench.report.markdown import slug
+    from bench.report.figures import method_color, slug
 
     figs: list[Path] = []
     devices = sorted(set(runs["device_name"]))
