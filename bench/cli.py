@@ -152,11 +152,24 @@ def cmd_run(args) -> int:
             e = est.get(c.case_id)
             console.print(f"{c.case_id}  {c.method:<14} n_per_axis={c.n_per_axis} seed={c.seed}{rnd}  "
                           f"estimate {e.label() if e else 'unknown'}", markup=False)
+        if s.refused or s.excluded:  # a methods = "all" suite: the matrix, PDE by PDE
+            from bench.suite import problem_label
+
+            matrix: dict[str, list[str]] = {}
+            for c in cases:
+                ms = matrix.setdefault(problem_label(c.pde, c.dim, c.pde_params), [])
+                if c.method not in ms:
+                    ms.append(c.method)
+            console.print("matrix (PDE: methods that run):", markup=False)
+            for p, ms in matrix.items():
+                console.print(f"  {p}: {len(ms)} methods: {', '.join(ms)}", markup=False)
         if s.refused:
             console.print(f"support matrix: {len(s.refused)} method x PDE pair(s) of methods = \"all\" "
                           "cannot run (not cases):", markup=False)
             for r in s.refused:
                 console.print(f"  {r.problem}  {r.method:<14} cannot: {r.reason}", markup=False)
+        if s.excluded:
+            console.print(f"excluded by the suite: {', '.join(s.excluded)}", markup=False)
         known, unknown = total(est)
         from bench.progress import fmt_duration
 

@@ -94,6 +94,8 @@ class Suite:
     cases: list[Case]
     #: the pairs a ``methods = "all"`` suite left out because the method cannot run the PDE
     refused: list[Refusal] = field(default_factory=list)
+    #: the methods its ``exclude`` lists keep out of ``methods = "all"``
+    excluded: list[str] = field(default_factory=list)
 
     @property
     def methods(self) -> list[str]:
@@ -268,7 +270,8 @@ def _parse(raw: dict, name: str, path: Path | None, device: str, methods_filter,
             raise SuiteError(f"{where}: case {c.case_id} appears twice (a repeated value in "
                              "dim, methods, n_per_axis or overlapping [[matrix]] entries)")
         seen.add(c.case_id)
-    return Suite(name, str(raw.get("description", "")), path or Path(name), cases, refused)
+    excluded = sorted({m for e in [raw, *matrix] for m in (e.get("exclude") or [])})
+    return Suite(name, str(raw.get("description", "")), path or Path(name), cases, refused, excluded)
 
 
 def _reseed(cases: list[Case], k: int) -> list[Case]:
@@ -535,8 +538,8 @@ def _expand(cfg: dict, mtables: dict, suite: str, where: str, device: str,
                    or (mcls.supports_inverse(pde) if cfg["inverse"] else None))
             if every and not why:
                 try:
-                    why = mcls.optimizer_reason(mcls.resolve_params(tbl)["optimizer"], pde,
-                                                mcls.resolve_params(tbl))
+                    params = mcls.resolve_params(tbl)
+                    why = mcls.optimizer_reason(params["optimizer"], pde, params)
                 except _BAD_PARAM:
                     why = None  # a bad parameter is the suite's error, reported below
             if every and why:

@@ -218,8 +218,6 @@ class Nsm(JaxMethod):
         if self.single:
             self.transform_kind = self.single_instance_transform(pde)
             self.phi_coef = self.basis.from_grid(self.fixed_input()[None, ..., None])
-        else:
-            self.transform_kind = pde.output_transform
 
     # -- single-instance mode (module docstring) -----------------------------------------------
     @staticmethod
@@ -382,7 +380,7 @@ class Nsm(JaxMethod):
     def mollify(self, v, phi_coef):
         """The output transform (REFERENCES 2.7 'Mollifier'), scale ``mollifier_scale``."""
         scale = self.params["mollifier_scale"]
-        kind = self.transform_kind
+        kind = self.transform_kind if self.single else self.pde.output_transform
         const = (slice(None),) + (0,) * len(self.modes)
         if kind in ("initial-dirichlet", "dirichlet-sine", "periodic-pinned"):
             return self.mollify_single(v, phi_coef, scale, kind)

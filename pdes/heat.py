@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from .base import PDE, SeparableTerm
 
-
 FORMS = ("sum", "product")
 
 
 class Heat(PDE):
     name = "heat"
-    description = "heat u_t = kappa*Lap(u) on [0,1]^(d+1), u* = exp(-kappa c^2 t) sum sin(c x_i) (KFAC-PINN K6)"
+    description = ("heat u_t = kappa*Lap(u) on [0,1]^(d+1), u* = exp(-kappa c^2 t) sum sin(c x_i) (KFAC-PINN K6); "
+                   "form = product: exp(-kappa d c^2 t) prod sin(c x_i)")
     citation = "Dangel, Müller, Zeinhofer, NeurIPS 2024, arXiv 2405.15603, (4+1)-d heat"
     dims = None
     time_dependent = True

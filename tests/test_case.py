@@ -21,7 +21,8 @@ def test_every_field_is_declared_and_every_table_is_derived_from_the_fields():
     assert not set(msuite.POSITIVE) & set(mcase.NONNEGATIVE)
     assert set(msuite.CASE_KEYS) - set(msuite.DEFAULTS) == {"pde", "methods"}  # the required keys
     assert set(variants.CONFIG_KEYS) <= set(decl) and "dtype" in variants.CONFIG_KEYS
-    assert set(mcase.NOT_HASHED) == {"suite", "timeout_s", "memory_limit_gb", "round"}
+    # target_error: the leaderboard's reading of the curve (training does not stop there)
+    assert set(mcase.NOT_HASHED) == {"suite", "timeout_s", "memory_limit_gb", "round", "target_error"}
 
 
 def test_suite_defaults_are_the_field_defaults_where_the_field_has_one():
@@ -38,7 +39,8 @@ def test_case_ids_are_unchanged():
     c = Case(suite="s", pde="heat", dim=2, method="pinn", n_per_axis=8, seed=3, steps=50,
              pde_params={"kappa": 0.5}, method_params={"width": 16})
     assert c.case_id == "heat2-pinn-n8-s3-cf97616d50"
-    assert dataclasses.replace(c, suite="other", timeout_s=1.0, memory_limit_gb=2.0).case_id == c.case_id
+    assert dataclasses.replace(c, suite="other", timeout_s=1.0, memory_limit_gb=2.0,
+                               target_error=0.1).case_id == c.case_id
     inv = dataclasses.replace(c, inverse={"learn": ["kappa"]}, round=2)
     assert inv.case_id == "heat2-inv-pinn-n8-s3-78f0f88034-r2"
     assert Case.from_dict(inv.to_dict()) == inv

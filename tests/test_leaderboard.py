@@ -120,7 +120,8 @@ def test_all_and_exclude_are_validated():
     for bad, needle in [({"methods": "every"}, "'methods' = 'every' is not valid"),
                         ({"methods": ["pinn"], "exclude": ["spinn"]}, "applies to methods = 'all' only"),
                         ({"exclude": ["nope"]}, "exclude: unknown method 'nope'"),
-                        ({"exclude": "pinn"}, "must be array"), ({"exclude": ["pinn", 3]}, "must be a list of method names"),
+                        ({"exclude": "pinn"}, "must be array"),
+                        ({"exclude": ["pinn", 3]}, "must be a list of method names"),
                         ({"exclude": methods.REGISTRY.names()}, "leaves no method")]:
         with pytest.raises(SuiteError, match=needle) as e:
             parse({**BASE, **bad}, "x")
@@ -154,6 +155,12 @@ def test_dry_run_lists_the_matrix_and_the_support_reasons(tmp_path, capsys, monk
     s = load("leaderboard")
     assert sum("estimate" in ln and "-s" in ln for ln in out.splitlines()) == len(s.cases)
     assert f"support matrix: {len(s.refused)} method x PDE pair(s)" in out
+    assert "excluded by the suite: kfac-star" in out and s.excluded == ["kfac-star"]
+    heat = next(c for c in s.cases if c.pde == "heat")
+    ms = sorted({c.method for c in s.cases if c.pde == "heat"})
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith(msuite.problem_label(
+        heat.pde, heat.dim, heat.pde_params) + ":"))
+    assert f"{len(ms)} methods" in line and all(m in " ".join(out.split()) for m in ms)
     flat = " ".join(out.split())  # the console wraps long lines
     for r in s.refused:
         assert " ".join(f"{r.problem} {r.method} cannot: {r.reason}".split()) in flat

@@ -20,6 +20,7 @@ What a reader can rely on across every figure of every report:
 from __future__ import annotations
 
 import math
+import re
 import zlib
 from pathlib import Path
 
@@ -44,6 +45,11 @@ EXTRA_COLORS = ["#17BECF", "#FF9DA7", "#9C755F", "#EDC948", "#B07AA1", "#59A14F"
 LINESTYLES = ["-", "--", ":", "-."]
 #: compile-time quantities: the compiler's estimate, known even for a size that did not run
 ESTIMATED = {"xla_temp_bytes", "xla_total_bytes"}
+
+
+def slug(s: str, n: int = 40) -> str:
+    """A file-name-safe form of ``s`` (figure names)."""
+    return re.sub(r"[^a-z0-9]+", "-", str(s).lower()).strip("-")[:n].strip("-") or "x"
 
 
 def method_color(method: str) -> str:

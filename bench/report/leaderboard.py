@@ -163,11 +163,7 @@ def suite_support(suite: str | Path | None):
         s = msuite.load(str(path))
     except BenchError:
         return None, None
-    raw = msuite.tomllib.loads(path.read_text())
-    excluded = set(raw.get("exclude", []))
-    for entry in raw.get("matrix", []):
-        excluded |= set(entry.get("exclude", []))
-    return s.refused, sorted(excluded)
+    return s.refused, s.excluded
 
 
 def support_section(runs: pd.DataFrame, refused, excluded) -> list[str]:
@@ -305,8 +301,7 @@ def section(records: list[dict], figdir: Path | None, md_dir: Path, suite: str |
     if runs.empty:
         return "", []
     from bench.report import optimizers as moptim
-    from bench.report.figures import method_color
-    from bench.report.markdown import slug
+    from bench.report.figures import method_color, slug
 
     figs: list[Path] = []
     devices = sorted(set(runs["device_name"]))

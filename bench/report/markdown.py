@@ -19,6 +19,7 @@ from bench.report import inverse as minverse
 from bench.report import leaderboard as mlead
 from bench.report import optimizers as moptim
 from bench.report import tables as mt
+from bench.report.figures import slug
 from bench.store import shipped_path, write_shipped
 
 
@@ -30,10 +31,6 @@ class Report:
     verdicts: list = field(default_factory=list)
     claim_counts: dict = field(default_factory=dict)
     verdicts_csv: Path | None = None
-
-
-def slug(s: str, n: int = 40) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", str(s).lower()).strip("-")[:n].strip("-") or "x"
 
 
 def _uniq(vals) -> str:
