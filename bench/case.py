@@ -131,7 +131,7 @@ class Case:
     #: without rounds)
     round: int = case_field(default=0, hashed=False, export=True, absent=0)
     #: optimizer steps per compiled call (``bench.loop``: a fused block of K steps is one
-    #: ``lax.fori_loop`` over the method's step, never crossing a resample); 1 (the default, not
+    #: ``lax.scan`` over the method's step, never crossing a resample); 1 (the default, not
     #: part of the hash, so ids of unfused cases are unchanged) is one call per step
     fused_steps: int = case_field(default=1, keys={"fused_steps": _key(
         (int,), "optimizer steps per compiled call (1: one call per step)", positive=True,
