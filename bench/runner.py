@@ -168,7 +168,7 @@ def run_case(case: Case, state: RunState | None = None) -> dict:
                     peak = max(peak, rss)
                 if limit and rss > limit:
                     over = rss
-                elif time.perf_counter() - t0 > case.timeout_s:
+                elif now - t0 > case.timeout_s:
                     timed_out = True
                 else:
                     continue
